@@ -5,12 +5,22 @@ pykka 4 futures have no completion callbacks, so the loop side cannot await them
 blocking. Instead it tells the actor a `Call` that carries a `reply` callable; the actor runs
 the named method in its own thread and hands the outcome to `reply`, which the caller
 (transport/bridge.py) turns into an asyncio future result with `call_soon_threadsafe`.
+
+Supervision hooks (used by actors/supervisor.py): while a supervisor runs a child's factory it
+publishes a `Supervision` handshake in a context variable; the first GatewayActor constructed
+in that factory claims it, so a child needs no extra constructor argument. The claimed actor
+then confirms the end of its `on_start` (the start barrier) and, when its thread ends for any
+reason, tells its supervisor a `ChildExited`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
-from typing import Any, Callable
+import threading
+from types import TracebackType
+from typing import Any, Callable, Iterator
 
 import msgspec
 import pykka
@@ -29,9 +39,89 @@ class Call(msgspec.Struct, frozen=True):
     reply: Reply | None = None
 
 
+class ChildExited(msgspec.Struct, frozen=True):
+    """Told by a supervised actor to its supervisor when its thread ends, normally or not."""
+
+    id: str
+    ref: Any  # the pykka.ActorRef that ended; a restarted child has a new one
+    reason: str  # "normal", or "ExceptionType: message" for an abnormal exit
+    abnormal: bool
+
+
+class Supervision:
+    """The link between one child instance and its supervisor.
+
+    Created by the supervisor for each start attempt, claimed by the child's constructor,
+    and read back by the supervisor to wait for the end of the child's `on_start`.
+    A child reads `self._supervision.child_id` / `.supervisor` if it needs them.
+    """
+
+    def __init__(self, supervisor: pykka.ActorRef, child_id: str) -> None:
+        self.supervisor = supervisor
+        self.child_id = child_id
+        self.child_urn: str | None = None
+        self.start_error: BaseException | None = None
+        self._started = threading.Event()
+
+    def claim(self, actor_urn: str) -> bool:
+        """Bind this handshake to the first actor built in the factory; later ones stay unsupervised."""
+        # Only the supervisor's own thread sees the context variable, so no lock is needed.
+        if self.child_urn is not None:
+            return False
+        self.child_urn = actor_urn
+        return True
+
+    def confirm_start(self, error: BaseException | None) -> None:
+        if not self._started.is_set():
+            self.start_error = error
+            self._started.set()
+
+    def wait_started(self, timeout: float | None) -> bool:
+        """True once the child's on_start has finished (check `start_error` for how)."""
+        return self._started.wait(timeout)
+
+
+_pending_supervision: contextvars.ContextVar[Supervision | None] = contextvars.ContextVar(
+    "openclaw_pending_supervision", default=None)
+
+
+@contextlib.contextmanager
+def supervising(supervision: Supervision) -> Iterator[None]:
+    """Offer `supervision` to the actor constructed inside the block (the child's factory)."""
+    token = _pending_supervision.set(supervision)
+    try:
+        yield
+    finally:
+        _pending_supervision.reset(token)
+
+
+def exit_reason(error: BaseException | None) -> str:
+    return "normal" if error is None else f"{type(error).__name__}: {error}"
+
+
+# The hooks below override three private pykka methods (pykka 4.x); fail at import, not at the
+# first crash, if a pykka upgrade renames them.
+for _name in ("_actor_loop", "_actor_loop_setup", "_handle_failure"):
+    if not callable(getattr(pykka.ThreadingActor, _name, None)):
+        raise ImportError(f"pykka.ThreadingActor.{_name} is gone: actors/base.py supervision "
+                          "hooks need updating for this pykka version")
+del _name
+
+
 class GatewayActor(pykka.ThreadingActor):
     """An actor that answers `Call` messages; an exception inside a call goes back to the
-    caller and leaves the actor running, like a pykka ask."""
+    caller and leaves the actor running, like a pykka ask.
+
+    When constructed inside a supervisor's child factory it is supervised: it confirms its
+    start and reports its exit (`ChildExited`) to the supervisor by `tell`, never by ask.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        pending = _pending_supervision.get()
+        self._supervision: Supervision | None = (
+            pending if pending is not None and pending.claim(self.actor_urn) else None)
+        self._exit_error: BaseException | None = None
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Call):
@@ -58,3 +148,40 @@ class GatewayActor(pykka.ThreadingActor):
                 log.debug("reply to %s.%s failed", type(self).__name__, call.method, exc_info=True)
         elif err is not None:
             raise err
+
+    # -- supervision hooks (pykka internals; see the import-time check above) ----------------
+
+    def _handle_failure(self, exception_type: type[BaseException] | None,
+                        exception_value: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        # pykka funnels every abnormal exit through here (on_start, a tell-ed message,
+        # on_failure, on_stop), unlike on_failure, which it skips for on_start and on_stop.
+        if self._exit_error is None:
+            self._exit_error = exception_value or RuntimeError("unknown failure")
+        super()._handle_failure(exception_type, exception_value, traceback)
+
+    def _actor_loop_setup(self) -> None:
+        super()._actor_loop_setup()
+        if self._supervision is not None:
+            self._supervision.confirm_start(self._exit_error)
+
+    def _actor_loop(self) -> None:
+        try:
+            super()._actor_loop()
+        finally:
+            # Reported after on_stop/on_failure ran, so the supervisor never restarts a child
+            # whose previous instance is still cleaning up.
+            self._report_exit()
+
+    def _report_exit(self) -> None:
+        supervision = self._supervision
+        if supervision is None:
+            return
+        error = self._exit_error
+        supervision.confirm_start(error or RuntimeError("stopped before on_start finished"))
+        try:
+            supervision.supervisor.tell(ChildExited(
+                id=supervision.child_id, ref=self.actor_ref, reason=exit_reason(error),
+                abnormal=error is not None))
+        except pykka.ActorDeadError:
+            pass  # the supervisor is gone: nobody left to restart us

@@ -1,0 +1,40 @@
+"""The method table (protocol §8.3). Each module in this package registers its methods with
+`@method(...)`; `table()` imports them all once and returns name → Method."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+READ, WRITE, ADMIN = "operator.read", "operator.write", "operator.admin"
+APPROVALS, PAIRING = "operator.approvals", "operator.pairing"
+
+Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    scope: str
+    handler: Handler
+    params: type | None = None  # a msgspec Struct; mutating methods forbid unknown fields
+
+
+_TABLE: dict[str, Method] = {}
+_MODULES = ("system", "config")
+
+
+def method(name: str, *, scope: str, params: type | None = None,
+           aliases: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        for each in (name, *aliases):
+            _TABLE[each] = Method(each, scope, handler, params)
+        return handler
+    return register
+
+
+def table() -> dict[str, Method]:
+    for module in _MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+    return _TABLE

@@ -1,0 +1,245 @@
+"""The one config loader (cli-config §5.1): read → parse JSON5 → `${VAR}` → validate →
+defaults. Gateway startup, reload and every CLI command use it, so "valid for `config
+validate`" and "valid for startup" are the same predicate.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import json5
+import msgspec
+
+from actors.config_schema import BIND_MODES, REDACTED, Config, is_sensitive_key
+from actors.paths import env
+
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+_VAR = re.compile(r"\$?\$\{([A-Z_][A-Z0-9_]*)\}")
+_JSON5_ERR = re.compile(r"^<string>:(\d+) (.*) at column (\d+)$")
+_MSGSPEC_ERR = re.compile(r"^(.*) - at `\$(.*)`$")
+
+
+class Issue(msgspec.Struct, frozen=True):
+    path: str
+    message: str
+    code: str = "type"
+
+    def line(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigSnapshot(msgspec.Struct, frozen=True):
+    """One load of the config file. Treat every field as read-only: snapshots are shared
+    between threads."""
+
+    path: str
+    exists: bool
+    raw: str | None
+    parsed: dict | None
+    resolved: dict
+    config: Config
+    issues: tuple[Issue, ...]
+    warnings: tuple[Issue, ...]
+    unresolved: dict[str, str]  # dotted path -> name of the unset ${VAR} left in place
+    hash: str
+    revision_hash: str
+
+    @property
+    def valid(self) -> bool:
+        return not self.issues
+
+
+def revision(data: bytes) -> str:
+    digest = hashlib.sha256(data).digest()
+    return "sha256:v1:" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def load_config(path: str | Path, environ: dict | None = None) -> ConfigSnapshot:
+    """Load `path` through the whole pipeline; never raises for a bad file: problems are
+    `issues` on the snapshot (and the typed config is then all defaults)."""
+    path = Path(path)
+    raw_bytes, exists, issues = _read(path)
+    raw = raw_bytes.decode("utf-8", errors="replace").removeprefix("\ufeff") if exists else None
+    parsed = _parse(raw, path, issues) if raw is not None else ({} if not issues else None)
+    warnings: list[Issue] = []
+    unresolved: dict[str, str] = {}
+    resolved = _substitute(parsed or {}, "", environ, warnings, unresolved)
+    config = _validate(resolved, issues) if not issues else Config()
+    return ConfigSnapshot(
+        path=str(path.absolute()), exists=exists, raw=raw, parsed=parsed, resolved=resolved,
+        config=config, issues=tuple(issues), warnings=tuple(warnings), unresolved=unresolved,
+        hash=revision(raw_bytes), revision_hash=revision(canonical_json(resolved)),
+    )
+
+
+def defaults(path: str | Path) -> ConfigSnapshot:
+    """The snapshot of an empty config: every default, nothing authored."""
+    return ConfigSnapshot(path=str(Path(path).absolute()), exists=False, raw=None, parsed={},
+                          resolved={}, config=Config(), issues=(), warnings=(), unresolved={},
+                          hash=revision(b""), revision_hash=revision(canonical_json({})))
+
+
+def _read(path: Path) -> tuple[bytes, bool, list[Issue]]:
+    if not path.exists():
+        return b"", False, []
+    if not path.is_file():
+        return b"", True, [Issue("", f"{path}: not a regular file", "parse")]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return b"", True, [Issue("", f"{path}: cannot read: {exc.strerror}", "parse")]
+    if len(data) > MAX_CONFIG_BYTES:
+        return data, True, [Issue("", f"{path}: larger than 8 MiB", "parse")]
+    return data, True, []
+
+
+def _parse(raw: str, path: Path, issues: list[Issue]) -> dict | None:
+    try:
+        doc = json5.loads(raw, allow_duplicate_keys=False) if raw.strip() else {}
+    except ValueError as exc:
+        issues.append(Issue("", f"{path}:{_json5_position(str(exc))}", "parse"))
+        return None
+    if not isinstance(doc, dict):
+        issues.append(Issue("", f"{path}: the root must be an object", "parse"))
+        return None
+    return doc
+
+
+def _json5_position(message: str) -> str:
+    m = _JSON5_ERR.match(message)
+    return f"{m.group(1)}:{m.group(3)}: {m.group(2)}" if m else f" {message}"
+
+
+def _substitute(node: Any, path: str, environ: dict | None, warnings: list[Issue],
+                unresolved: dict[str, str]) -> Any:
+    """Copy of `node` with `${VAR}` replaced in string values (never in keys)."""
+    if isinstance(node, dict):
+        return {k: _substitute(v, _join(path, k), environ, warnings, unresolved)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, f"{path}[{i}]", environ, warnings, unresolved)
+                for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        return _expand(node, path, environ, warnings, unresolved)
+    return node
+
+
+def _expand(text: str, path: str, environ: dict | None, warnings: list[Issue],
+            unresolved: dict[str, str]) -> str:
+    def one(m: re.Match) -> str:
+        name = m.group(1)
+        if m.group(0).startswith("$$"):
+            return "${" + name + "}"
+        value = _lookup(name, environ)
+        if value:
+            return value
+        unresolved[path] = name
+        warnings.append(Issue(path, f"environment variable {name} is not set", "env"))
+        return m.group(0)
+
+    return _VAR.sub(one, text)
+
+
+def _lookup(name: str, environ: dict | None) -> str | None:
+    if name.startswith(("OPENCLAW_", "CLAWDBOT_")):
+        return env(name, environ)
+    return (os.environ if environ is None else environ).get(name) or None
+
+
+def _join(path: str, key: str) -> str:
+    if "." in key:
+        return f'{path}["{key}"]'
+    return f"{path}.{key}" if path else key
+
+
+def _validate(resolved: dict, issues: list[Issue]) -> Config:
+    try:
+        config = msgspec.convert(resolved, Config)
+    except msgspec.ValidationError as exc:
+        issues.append(_from_msgspec(str(exc)))
+        return Config()
+    issues.extend(_check_bind(config))
+    return config
+
+
+def _from_msgspec(message: str) -> Issue:
+    m = _MSGSPEC_ERR.match(message)
+    text, where = (m.group(1), m.group(2).lstrip(".")) if m else (message, "")
+    text = text.replace("`", "")
+    code = "enum" if "enum" in text.lower() else "range" if (">=" in text or "<=" in text) else "type"
+    return Issue(where, text[:1].lower() + text[1:], code)
+
+
+def _check_bind(config: Config) -> list[Issue]:
+    gw = config.gateway
+    if gw.bind not in BIND_MODES and not _is_ip(gw.bind):
+        return [Issue("gateway.bind", f'invalid value "{gw.bind}" (expected loopback | lan | '
+                      'tailnet | custom | auto | <ip address>)', "enum")]
+    if gw.bind == "custom" and not gw.custom_bind_host:
+        return [Issue("gateway.customBindHost", 'required when gateway.bind is "custom"', "required")]
+    if gw.custom_bind_host and not _is_ip(gw.custom_bind_host):
+        return [Issue("gateway.customBindHost", f'invalid IP address "{gw.custom_bind_host}"', "type")]
+    return []
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def effective(snapshot: ConfigSnapshot) -> dict:
+    """The resolved config with every default filled in."""
+    merged = dict(snapshot.resolved)
+    merged.update(msgspec.to_builtins(snapshot.config))
+    return merged
+
+
+def redact(node: Any, _parent: str = "") -> Any:
+    """Copy of `node` with every secret replaced by the sentinel."""
+    if isinstance(node, dict):
+        return {k: (REDACTED if _secret_at(k, _parent) and v is not None and not isinstance(v, (dict, list))
+                    else redact(v, k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [redact(v, _parent) for v in node]
+    return node
+
+
+def _secret_at(key: str, parent: str) -> bool:
+    return is_sensitive_key(key) or parent == "headers"
+
+
+def secret_values(node: Any, _parent: str = "") -> set[str]:
+    """Every string stored under a secret key."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if isinstance(v, str) and _secret_at(k, _parent):
+                found.add(v)
+            else:
+                found |= secret_values(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            found |= secret_values(v, _parent)
+    return found
+
+
+def redact_raw(raw: str, parsed: dict | None) -> str:
+    """The file text with every quoted secret value replaced by the sentinel."""
+    for value in sorted(secret_values(parsed or {}), key=len, reverse=True):
+        if value:
+            raw = re.sub(r"([\"'])" + re.escape(value) + r"\1", f'"{REDACTED}"', raw)
+    return raw

@@ -1,0 +1,131 @@
+"""HealthActor: the gateway's health summary (protocol §9.1) and the `health` event.
+
+Other actors push their facts here (tell-only): the config actor its reload status, later the
+session store its counts and the channel supervisor its accounts. Every few seconds the summary
+is rebuilt and, when its content changed (ignoring `ts` and `durationMs`), published through the
+EventHub, so `health` events go out at most once per rebuild period.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import msgspec
+
+from actors import registry
+from actors.base import Call, GatewayActor
+
+log = logging.getLogger("openclaw.gateway")
+
+DEFAULT_AGENT_ID = "main"
+
+
+def sessions_path(state_dir: str, agent_id: str = DEFAULT_AGENT_ID) -> str:
+    return os.path.join(state_dir, "agents", agent_id, "sessions.sqlite")
+
+
+def default_reload_status(mode: str) -> dict:
+    return {"mode": mode, "status": "ok", "lastReloadAt": None, "lastError": None,
+            "pendingRestart": []}
+
+
+class HealthActor(GatewayActor):
+    def __init__(self, state_dir: str, reload_mode: str = "hybrid", period_s: float = 5.0) -> None:
+        super().__init__()
+        self._state_dir = state_dir
+        self._period = period_s
+        self._reload = default_reload_status(reload_mode)
+        self._channels: dict[str, dict] = {}
+        self._channel_labels: dict[str, str] = {}
+        self._sessions: dict[str, dict] = {}
+        self._last_content: Any = None
+        self._timer: threading.Timer | None = None
+
+    def on_start(self) -> None:
+        self._last_content = self._content(self._build(0))
+        self._schedule()
+
+    def on_stop(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+
+    # --- facts pushed by other actors -----------------------------------------------------
+
+    def set_config_reload(self, status: dict) -> None:
+        self._reload = dict(status)
+
+    def set_sessions(self, agent_id: str, count: int, recent: list[dict]) -> None:
+        self._sessions[agent_id] = {"count": count, "recent": recent[:5]}
+
+    def set_channel(self, channel: str, label: str, summary: dict | None) -> None:
+        if summary is None:
+            self._channels.pop(channel, None)
+            self._channel_labels.pop(channel, None)
+        else:
+            self._channels[channel] = summary
+            self._channel_labels[channel] = label
+
+    # --- the summary -----------------------------------------------------------------------
+
+    def summary(self) -> dict:
+        started = time.perf_counter()
+        result = self._build(0)
+        result["durationMs"] = int((time.perf_counter() - started) * 1000)
+        return result
+
+    def config_reload(self) -> dict:
+        return dict(self._reload)
+
+    def refresh(self) -> None:
+        """Rebuild, publish if the content changed, and schedule the next rebuild."""
+        summary = self.summary()
+        content = self._content(summary)
+        if content != self._last_content:
+            self._last_content = content
+            events = registry.whereis("events")
+            if events is not None:
+                events.tell(Call("publish_health", (summary,)))
+        self._schedule()
+
+    def _build(self, duration_ms: int) -> dict:
+        main = self._agent_sessions(DEFAULT_AGENT_ID)
+        return {
+            "ok": True, "ts": int(time.time() * 1000), "durationMs": duration_ms,
+            "channels": copy.deepcopy(self._channels),
+            "channelOrder": list(self._channels),
+            "channelLabels": dict(self._channel_labels),
+            "heartbeatSeconds": 0, "defaultAgentId": DEFAULT_AGENT_ID,
+            "agents": [{"agentId": DEFAULT_AGENT_ID, "isDefault": True,
+                        "heartbeat": {"enabled": False, "every": "disabled", "everyMs": None},
+                        "sessions": main}],
+            "sessions": dict(main),
+            "configReload": dict(self._reload),
+        }
+
+    def _agent_sessions(self, agent_id: str) -> dict:
+        facts = self._sessions.get(agent_id, {"count": 0, "recent": []})
+        return {"path": sessions_path(self._state_dir, agent_id), "count": facts["count"],
+                "recent": list(facts["recent"])}
+
+    @staticmethod
+    def _content(summary: dict) -> bytes:
+        rest = copy.deepcopy({k: v for k, v in summary.items() if k not in ("ts", "durationMs")})
+        for agent in [rest["sessions"], *(a["sessions"] for a in rest["agents"])]:
+            agent["recent"] = [{k: v for k, v in r.items() if k != "age"} for r in agent["recent"]]
+        return msgspec.json.encode(rest)
+
+    def _schedule(self) -> None:
+        self._timer = threading.Timer(self._period, self._tell_refresh)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _tell_refresh(self) -> None:
+        try:
+            self.actor_ref.tell(Call("refresh"))
+        except Exception:  # noqa: BLE001 - stopped meanwhile
+            pass

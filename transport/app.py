@@ -1,0 +1,64 @@
+"""The Tornado application on the gateway port: routes in the order of protocol §21.1, and
+the loop-side fan-out of events the EventHub picked recipients for."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import tornado.httpserver
+import tornado.web
+
+from transport.http import LiveHandler, NotFoundHandler, ReadyHandler, RpcHandler
+from transport.protocol import MAX_PAYLOAD
+from transport.state import GatewayState
+from transport.ws import GatewaySocket
+
+log = logging.getLogger("openclaw.gateway")
+
+
+def make_app(state: GatewayState) -> tornado.web.Application:
+    deps = {"state": state}
+    return tornado.web.Application(
+        [
+            (r"/healthz?", LiveHandler, deps),
+            (r"/readyz?", ReadyHandler, deps),
+            (r"/api/v1/admin/rpc", RpcHandler, deps),
+            (r"/", GatewaySocket, deps),
+        ],
+        default_handler_class=NotFoundHandler,
+        compress_response=False,
+        log_function=_log_request,
+    )
+
+
+def make_server(state: GatewayState, sockets: list) -> tornado.httpserver.HTTPServer:
+    server = tornado.httpserver.HTTPServer(make_app(state), max_body_size=MAX_PAYLOAD + 1024 * 1024,
+                                           idle_connection_timeout=120, xheaders=False)
+    server.add_sockets(sockets)
+    return server
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    if handler.get_status() >= 500:
+        log.warning("%s %s -> %d", handler.request.method, handler.request.path, handler.get_status())
+
+
+def make_deliver(loop: asyncio.AbstractEventLoop, state: GatewayState):
+    """The EventHub's `deliver`: called on the actor thread, runs the fan-out on the loop."""
+
+    def fan_out(recipients: tuple[str, ...], event: str, payload: bytes, versions: bytes | None,
+                droppable: bool) -> None:
+        for conn_id in recipients:
+            conn = state.connections.get(conn_id)
+            if conn is not None:
+                conn.send_event(event, payload, versions, droppable)
+
+    def deliver(recipients: tuple[str, ...], event: str, payload: bytes, versions: bytes | None,
+                droppable: bool) -> None:
+        try:
+            loop.call_soon_threadsafe(fan_out, recipients, event, payload, versions, droppable)
+        except RuntimeError:  # the loop is gone: the gateway is stopping
+            pass
+
+    return deliver

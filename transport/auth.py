@@ -1,0 +1,121 @@
+"""Connection authentication: loopback detection (protocol §5.7), the shared-secret check
+(§5.6), browser origins, and the failed-auth limiter (§19.1).
+
+The limiter is loop-side state: only the event loop thread touches it, so it needs no actor.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import time
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import urlsplit
+
+from actors.settings import AuthSettings
+from transport.protocol import GatewayError, invalid
+
+PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+LIMITER_MAX_KEYS = 10000
+
+
+def is_loopback_ip(ip: str | None) -> bool:
+    if not ip:
+        return False
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
+
+
+def is_loopback_request(remote_ip: str | None, headers: Any) -> bool:
+    return is_loopback_ip(remote_ip) and not any(h in headers for h in PROXY_HEADERS)
+
+
+def secret_equal(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _auth_error(code: str, message: str, next_step: str) -> GatewayError:
+    details: dict = {"code": code, "recommendedNextStep": next_step}
+    if next_step == "update_auth_credentials":
+        details["canRetryWithDeviceToken"] = False
+    return invalid(message, details=details)
+
+
+def check_secret(auth: AuthSettings, given: str | None) -> tuple[bool, GatewayError | None]:
+    """(wrong_secret, error): `error` is None when the secret is accepted; `wrong_secret`
+    tells the limiter whether this failure counts (only a wrong secret does)."""
+    if auth.mode == "none":
+        return False, None
+    kind = auth.mode  # token | password
+    upper = kind.upper()
+    expected = auth.secret
+    if not expected:
+        return False, _auth_error(f"AUTH_{upper}_NOT_CONFIGURED",
+                                  f"unauthorized: gateway {kind} not configured",
+                                  "update_auth_configuration")
+    if not given:
+        return False, _auth_error(f"AUTH_{upper}_MISSING", f"unauthorized: gateway {kind} missing",
+                                  "update_auth_credentials")
+    if not secret_equal(given, expected):
+        return True, _auth_error(f"AUTH_{upper}_MISMATCH", f"unauthorized: gateway {kind} mismatch",
+                                 "update_auth_credentials")
+    return False, None
+
+
+def origin_allowed(origin: str, host: str | None, allowed: list[str]) -> bool:
+    """A browser origin must be the Host header's own origin or explicitly allowed (§5.6)."""
+    if origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    return bool(host) and parts.netloc.lower() == host.lower() and parts.scheme in ("http", "https")
+
+
+def lockout_error(retry_after_ms: int) -> GatewayError:
+    return invalid("unauthorized: too many failed authentication attempts (retry later)",
+                   retryable=True, retry_after_ms=retry_after_ms,
+                   details={"code": "AUTH_RATE_LIMITED", "authReason": "rate_limited",
+                            "recommendedNextStep": "wait_then_retry"})
+
+
+class FailedAuthLimiter:
+    """N wrong secrets within a window lock a key out (§19.1); bounded, oldest keys dropped."""
+
+    def __init__(self, max_attempts: int = 10, window_ms: int = 60000, lockout_ms: int = 300000):
+        self.configure(max_attempts, window_ms, lockout_ms)
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._locked: dict[str, float] = {}
+
+    def configure(self, max_attempts: int, window_ms: int, lockout_ms: int) -> None:
+        self.max_attempts, self.window, self.lockout = max_attempts, window_ms / 1000, lockout_ms / 1000
+
+    def retry_after_ms(self, key: str) -> int | None:
+        """Milliseconds left of a lockout on `key`, or None when it may try."""
+        until = self._locked.get(key)
+        if until is None:
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._locked[key]
+            return None
+        return int(left * 1000)
+
+    def failure(self, key: str) -> None:
+        now = time.monotonic()
+        hits = [t for t in self._failures.pop(key, []) if now - t < self.window] + [now]
+        self._failures[key] = hits
+        if len(hits) >= self.max_attempts:
+            self._locked[key] = now + self.lockout
+            del self._failures[key]
+        while len(self._failures) > LIMITER_MAX_KEYS:
+            self._failures.popitem(last=False)
+        if len(self._locked) > LIMITER_MAX_KEYS:
+            self._locked.pop(next(iter(self._locked)))
+
+    def success(self, key: str) -> None:
+        self._failures.pop(key, None)

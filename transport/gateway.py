@@ -1,0 +1,343 @@
+"""The gateway process (cli-config §7.4, §7.5): lock, listeners, the actor tree behind a start
+barrier, and the graceful stop. `run(opts)` returns the process exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import logging
+
+import msgspec
+
+from actors import logs, registry
+from actors.config import ConfigActor
+from actors.config_load import load_config, secret_values
+from actors.events import EventHub
+from actors.health import HealthActor
+from actors.paths import ensure_private_dir, env, resolve_config_path, resolve_state_dir
+from actors.settings import StartupRefusal
+from actors.supervisor import ChildSpec, Supervisor
+from transport import bridge, ports
+from transport.app import make_deliver, make_server
+from transport.lock import ForceError, InstanceLock, LockHeld, audit, force_free_port, force_takeover_lock
+from transport.loopstats import LoopProbe
+from transport.protocol import PROJECT_VERSION, SERVER_VERSION, encoder
+from transport.startup import Plan, RunOptions, dev_overrides, plan
+from transport.state import DRAINING, READY, GatewayState
+
+log = logging.getLogger("openclaw.gateway")
+
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 78
+STOP_BUDGET_S = 5.0
+LOCK_TIMEOUT_MS = 5000
+
+
+def run(opts: RunOptions) -> int:
+    os.umask(0o077)
+    state_dir, state_src = resolve_state_dir(opts.dev)
+    config_path, _ = resolve_config_path(state_dir)
+    snapshot = load_config(config_path)
+    if not snapshot.valid:
+        _print_invalid(config_path, snapshot)
+        return EXIT_CONFIG
+    if opts.dev:
+        snapshot = dev_overrides(snapshot)
+        ensure_private_dir(state_dir / "workspace")
+    ensure_private_dir(state_dir)
+    try:
+        startup = plan(snapshot, opts, str(state_dir))
+    except StartupRefusal as refusal:
+        print(str(refusal), file=sys.stderr)
+        if refusal.hint:
+            print(f"hint: {refusal.hint}", file=sys.stderr)
+        return EXIT_CONFIG
+    handle = _setup_logging(opts, startup, state_dir, state_src == "env")
+    try:
+        return _run_locked(opts, startup, state_dir, handle)
+    finally:
+        logs.close()
+
+
+def _print_invalid(path: Path, snapshot) -> None:
+    print(f"Invalid config at {path}:", file=sys.stderr)
+    for issue in snapshot.issues:
+        print(f"  - {issue.line()}", file=sys.stderr)
+
+
+def _setup_logging(opts: RunOptions, startup: Plan, state_dir: Path, from_env: bool):
+    cfg = startup.snapshot.config.logging
+    early: list[str] = []
+    file_level, console_level = logs.resolve_levels(
+        cli_level=opts.log_level, verbose=opts.verbose, env_level=os.environ.get("OPENCLAW_LOG_LEVEL"),
+        config_level=cfg.level, config_console_level=cfg.console_level, warn=early.append)
+    path = logs.log_file_path(cfg.file, str(state_dir), opts.dev, state_dir_from_env=from_env,
+                              warn=early.append)
+    secrets = [startup.auth.token, startup.auth.password, *secret_values(startup.snapshot.resolved)]
+    handle = logs.setup_logging(file_path=path, file_level=file_level, console_level=console_level,
+                                console_style=cfg.console_style, daily=not cfg.file,
+                                no_color=opts.no_color, secrets=secrets)
+    for line in early:
+        log.warning(line)
+    return handle
+
+
+def _run_locked(opts: RunOptions, startup: Plan, state_dir: Path, handle) -> int:
+    lock = InstanceLock(state_dir)
+    info = {"port": startup.port, "bind": startup.bind_mode, "configPath": startup.snapshot.path,
+            "version": PROJECT_VERSION}
+    try:
+        _acquire(lock, opts, startup, state_dir, info)
+        sockets = _bind(opts, startup, state_dir)
+    except (LockHeld, ports.BindError, ForceError) as exc:
+        if lock.held:
+            lock.release()
+        return _conflict(str(exc), startup.port)
+    port = sockets[0].getsockname()[1]
+    lock.update(port=port)
+    _raise_fd_limit()
+    try:
+        gateway = Gateway(startup, port, state_dir, opts, lock, log_file=str(handle.file_path or ""))
+        return asyncio.run(gateway.serve(sockets))
+    finally:
+        for sock in sockets:
+            sock.close()
+        lock.release()
+
+
+def _acquire(lock: InstanceLock, opts: RunOptions, startup: Plan, state_dir: Path, info: dict) -> None:
+    try:
+        lock.acquire(0 if opts.force else LOCK_TIMEOUT_MS, info)
+        return
+    except LockHeld:
+        if not opts.force:
+            raise
+    force_takeover_lock(lock.holder(), state_dir=state_dir,
+                        drain_timeout_ms=startup.snapshot.config.gateway.drain_timeout_ms,
+                        interactive=sys.stdin.isatty(), health_ok=_health_ok)
+    lock.acquire(LOCK_TIMEOUT_MS, info)
+
+
+def _bind(opts: RunOptions, startup: Plan, state_dir: Path) -> list[socket.socket]:
+    try:
+        return ports.bind_listeners(startup.bind_host, startup.port)
+    except ports.PortInUse as exc:
+        if not opts.force:
+            raise
+        force_free_port(exc.host, exc.port, state_dir=state_dir)
+        return ports.bind_listeners(startup.bind_host, startup.port)
+
+
+def _health_ok(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _conflict(message: str, port: int) -> int:
+    """Lock or port conflict: exit 1, or 78 when supervised and a healthy gateway runs."""
+    if env("OPENCLAW_SERVICE") and port and _health_ok(port):
+        log.error("gateway already running and healthy; not starting a second one (%s)", message)
+        return EXIT_CONFIG
+    log.error(message)
+    return EXIT_FAIL
+
+
+def _raise_fd_limit() -> None:
+    """Thousands of sockets need more than the common soft limit of 1024 descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def instance_id(state_dir: Path) -> str:
+    """A UUID kept in the state dir: the gateway's presence identity across restarts."""
+    path = state_dir / "gateway.instance"
+    try:
+        return str(uuid.UUID(path.read_text().strip()))
+    except (OSError, ValueError):
+        value = str(uuid.uuid4())
+        path.write_text(value + "\n")
+        return value
+
+
+def self_presence(state_dir: Path) -> dict:
+    entry = {"host": socket.gethostname(), "version": SERVER_VERSION,
+             "platform": f"{sys.platform} {platform.release()}",
+             "deviceFamily": platform.system(), "instanceId": instance_id(state_dir)}
+    ip = ports.first_lan_ipv4()
+    if ip:
+        entry["ip"] = ip
+    return entry
+
+
+class Gateway:
+    """One running gateway on already bound sockets."""
+
+    def __init__(self, startup: Plan, port: int, state_dir: Path, opts: RunOptions,
+                 lock: InstanceLock, log_file: str) -> None:
+        self.startup, self.port, self.state_dir, self.opts = startup, port, state_dir, opts
+        self.lock, self.log_file = lock, log_file
+        self.state = GatewayState(
+            snapshot=startup.snapshot, auth=startup.auth, state_dir=str(state_dir),
+            config_path=startup.snapshot.path, port=port, bind_mode=startup.bind_mode,
+            bind_host=startup.bind_host, dev=opts.dev, verbose=opts.verbose)
+        limit = startup.snapshot.config.gateway.auth.rate_limit
+        self.state.limiter.configure(limit.max_attempts, limit.window_ms, limit.lockout_ms)
+        self._stop: asyncio.Future | None = None
+        self._signals = 0
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def serve(self, sockets: list[socket.socket]) -> int:
+        loop = asyncio.get_running_loop()
+        self._stop = loop.create_future()
+        server = make_server(self.state, sockets)  # answers /readyz 503 from here on
+        self._install_signals(loop)
+        self.state.loop_probe = LoopProbe()
+        self.state.loop_probe.start()
+        root = Supervisor.start(self._children(loop), max_restarts=5, period=60.0,
+                                on_escalate=lambda reason: self._escalate(loop, reason),
+                                name="core")
+        try:
+            await bridge.ask(root, "start_children", timeout=60)
+        except Exception as exc:  # noqa: BLE001 - a core actor could not start
+            log.error("gateway failed to start: %s", exc)
+            await self._stop_actors(root)
+            server.stop()
+            return EXIT_FAIL
+        self._ready()
+        code = await self._stop
+        return await self._shutdown(server, root, code)
+
+    def _children(self, loop: asyncio.AbstractEventLoop) -> list[ChildSpec]:
+        snapshot, state_dir = self.startup.snapshot, str(self.state_dir)
+        deliver = make_deliver(loop, self.state)
+        presence = self_presence(self.state_dir)
+        reload_mode = snapshot.config.gateway.reload.mode
+        return [
+            ChildSpec("config", lambda: ConfigActor.start(snapshot)),
+            ChildSpec("events", lambda: EventHub.start(deliver, presence)),
+            ChildSpec("health", lambda: HealthActor.start(state_dir, reload_mode)),
+        ]
+
+    def _ready(self) -> None:
+        self.state.phase = READY
+        _save_last_good(self.startup.snapshot.path)
+        audit(self.state_dir, "start", port=self.port, reason="startup")
+        auth, reload_mode = self.startup.auth, self.startup.snapshot.config.gateway.reload.mode
+        host = self.startup.bind_host
+        url_host = f"[{host}]" if ":" in host else host
+        log.info("openclaw %s listening on ws://%s:%d (bind=%s, auth=%s, reload=%s)", PROJECT_VERSION,
+                 url_host, self.port, self.startup.bind_mode, auth.mode, reload_mode)
+        log.info("config %s · state %s · log file %s", self.startup.snapshot.path, self.state_dir,
+                 self.log_file or "(none)")
+        if auth.generated:
+            _announce_token(auth.token, self.state_dir)
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        for sig in (signal.SIGHUP, signal.SIGUSR1):
+            loop.add_signal_handler(sig, self._on_unsupported, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second %s; exiting now", sig.name)
+            self.lock.release()
+            os._exit(130 if sig == signal.SIGINT else 143)
+        log.info("received %s; shutting down", sig.name)
+        if not self._stop.done():
+            self._stop.set_result(EXIT_OK)
+
+    def _on_unsupported(self, sig: signal.Signals) -> None:
+        log.warning("%s ignored: config reload and in-process restart are not available yet", sig.name)
+
+    def _escalate(self, loop: asyncio.AbstractEventLoop, reason: str) -> None:
+        """Called on an actor thread when a core actor restarted too often."""
+        def stop() -> None:
+            log.error("core actor failure past its restart intensity: %s; stopping", reason)
+            if not self._stop.done():
+                self._stop.set_result(EXIT_FAIL)
+        try:
+            loop.call_soon_threadsafe(stop)
+        except RuntimeError:
+            pass
+
+    async def _shutdown(self, server, root, code: int) -> int:
+        self.state.phase = DRAINING
+        audit(self.state_dir, "stop", port=self.port, reason="signal" if code == EXIT_OK else "failure")
+        await self._drain(self.startup.snapshot.config.gateway.drain_timeout_ms / 1000)
+        started = time.monotonic()
+        await self._close_connections({"reason": "gateway stopping", "restartExpectedMs": None})
+        await self._stop_actors(root)
+        server.stop()
+        self.state.loop_probe.stop()
+        if time.monotonic() - started > STOP_BUDGET_S:
+            log.error("graceful stop took longer than %.0fs", STOP_BUDGET_S)
+            return EXIT_FAIL
+        log.info("gateway stopped")
+        return code
+
+    async def _drain(self, budget_s: float) -> None:
+        """Let requests already running finish, up to the drain budget."""
+        deadline = time.monotonic() + budget_s
+        while self.state.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def _close_connections(self, payload: dict) -> None:
+        data = encoder.encode(payload)
+        for conn in list(self.state.connections.values()):
+            conn.shutdown(data)
+        deadline = time.monotonic() + 1.0
+        while self.state.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def _stop_actors(self, root) -> None:
+        try:
+            await bridge.ask(root, "stop_children", timeout=STOP_BUDGET_S)
+        except Exception as exc:  # noqa: BLE001 - stop what is left below
+            log.warning("actor stop incomplete: %s", exc)
+        root.stop()
+        registry.clear()
+
+
+def _save_last_good(config_path: str) -> None:
+    """Each successful start keeps a copy of the config it started with (§5.4)."""
+    source = Path(config_path)
+    if not source.is_file():
+        return
+    target = source.with_name(source.name + ".last-good")
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    except OSError as exc:
+        log.warning("could not write %s: %s", target, exc.strerror)
+
+
+def _announce_token(token: str | None, state_dir: Path) -> None:
+    """The generated token goes to the terminal once, never through the logger (§4.1)."""
+    if sys.stdout.isatty() and token:
+        print(f"Gateway token (kept in {state_dir / 'gateway.token'}):\n"
+              f"  export OPENCLAW_GATEWAY_TOKEN={token}", flush=True)
+    else:
+        print(f"Gateway token: generated in {state_dir / 'gateway.token'}", flush=True)

@@ -1,0 +1,191 @@
+"""Wire protocol v4 (protocol.md §1-§5): constants, frames, errors and connect params as
+msgspec Structs. Frames are decoded in two passes: the envelope first (with `params` kept
+raw), then `params` once the method is known.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+PROTOCOL_VERSION = 4
+MIN_OPERATOR_PROTOCOL = 4
+MIN_NODE_PROTOCOL = 3
+SERVER_VERSION = "2026.9.6"
+PROJECT_VERSION = "0.1.0"
+BUILD_ID = f"openclaw-py {PROJECT_VERSION}"
+
+MAX_HANDSHAKE_FRAME = 65536
+MAX_PAYLOAD = 26214400
+MAX_BUFFERED_BYTES = 52428800
+TICK_INTERVAL_MS = 30000
+HANDSHAKE_TIMEOUT_MS = 15000
+MAX_ID_LENGTH = 256
+MAX_TRACEPARENT = 128
+
+OPERATOR_SCOPES = (
+    "operator.read", "operator.write", "operator.admin", "operator.approvals",
+    "operator.pairing", "operator.talk", "operator.talk.secrets", "operator.questions",
+)
+DEFAULT_OPERATOR_SCOPES = (
+    "operator.admin", "operator.read", "operator.write", "operator.approvals", "operator.pairing",
+)
+
+# Close codes (§2.4).
+CLOSE_NORMAL = 1000
+CLOSE_PROTOCOL = 1002
+CLOSE_UNSUPPORTED = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_RESTART = 1012
+CLOSE_TRY_LATER = 1013
+
+# Error codes (§4.2).
+INVALID_REQUEST = "INVALID_REQUEST"
+FORBIDDEN = "FORBIDDEN"
+UNAVAILABLE = "UNAVAILABLE"
+NOT_LINKED = "NOT_LINKED"
+AGENT_TIMEOUT = "AGENT_TIMEOUT"
+APPROVAL_NOT_FOUND = "APPROVAL_NOT_FOUND"
+HTTP_STATUS = {INVALID_REQUEST: 400, FORBIDDEN: 403, UNAVAILABLE: 503, NOT_LINKED: 409,
+               "NOT_PAIRED": 409, AGENT_TIMEOUT: 504, APPROVAL_NOT_FOUND: 404}
+
+NonEmpty = Annotated[str, Meta(min_length=1)]
+
+
+class ErrorShape(msgspec.Struct, omit_defaults=True, rename="camel"):
+    code: str
+    message: str
+    details: Any = UNSET
+    retryable: bool | UnsetType = UNSET
+    retry_after_ms: int | UnsetType = UNSET
+
+
+class GatewayError(Exception):
+    """An error answered to the client as an error object (§4.1)."""
+
+    def __init__(self, code: str, message: str, *, details: Any = UNSET,
+                 retryable: bool | UnsetType = UNSET, retry_after_ms: int | UnsetType = UNSET):
+        super().__init__(message)
+        self.shape = ErrorShape(code, message or code, details, retryable, retry_after_ms)
+
+    @property
+    def code(self) -> str:
+        return self.shape.code
+
+    @property
+    def message(self) -> str:
+        return self.shape.message
+
+
+def invalid(message: str, **kw: Any) -> GatewayError:
+    return GatewayError(INVALID_REQUEST, message, **kw)
+
+
+class RequestFrame(msgspec.Struct, tag="req", tag_field="type"):
+    id: Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+    method: NonEmpty
+    params: msgspec.Raw = msgspec.Raw(b"{}")
+    traceparent: Annotated[str, Meta(max_length=MAX_TRACEPARENT)] | UnsetType = UNSET
+
+
+class ClientResFrame(msgspec.Struct, tag="res", tag_field="type"):
+    """A response sent by a client: ignored."""
+
+
+class ClientEventFrame(msgspec.Struct, tag="event", tag_field="type"):
+    """An event sent by a client: ignored."""
+
+
+InboundFrame = RequestFrame | ClientResFrame | ClientEventFrame
+frame_decoder = msgspec.json.Decoder(InboundFrame)
+any_decoder = msgspec.json.Decoder()
+encoder = msgspec.json.Encoder()
+
+
+class ResponseFrame(msgspec.Struct, tag="res", tag_field="type", omit_defaults=True):
+    id: str
+    ok: bool
+    payload: Any = UNSET
+    error: ErrorShape | UnsetType = UNSET
+
+
+def encode_ok(req_id: str, payload: Any) -> bytes:
+    return encoder.encode(ResponseFrame(req_id, True, payload=payload))
+
+
+def encode_error(req_id: str, error: ErrorShape) -> bytes:
+    return encoder.encode(ResponseFrame(req_id, False, error=error))
+
+
+def encode_event(event: str, payload_json: bytes, seq: int | None = None,
+                 state_version: bytes | None = None) -> bytes:
+    """An event frame around an already encoded payload, so one payload serves many sockets."""
+    parts = [b'{"type":"event","event":', encoder.encode(event), b',"payload":', payload_json]
+    if seq is not None:
+        parts.append(b',"seq":%d' % seq)
+    if state_version is not None:
+        parts += [b',"stateVersion":', state_version]
+    parts.append(b"}")
+    return b"".join(parts)
+
+
+class ClientInfo(msgspec.Struct, rename="camel"):
+    id: NonEmpty
+    version: NonEmpty
+    platform: NonEmpty
+    mode: NonEmpty
+    display_name: str | UnsetType = UNSET
+    device_family: str | UnsetType = UNSET
+    model_identifier: str | UnsetType = UNSET
+    instance_id: str | UnsetType = UNSET
+
+
+class ConnectAuth(msgspec.Struct, rename="camel"):
+    token: str | None = None
+    password: str | None = None
+    device_token: str | None = None
+    bootstrap_token: str | None = None
+
+
+class DeviceInfo(msgspec.Struct, rename="camel"):
+    id: str
+    nonce: str | None = None
+    public_key: str | None = None
+    signature: str | None = None
+    signed_at: int | str | None = None
+
+
+class ConnectParams(msgspec.Struct, rename="camel"):
+    min_protocol: Annotated[int, Meta(ge=1)]
+    max_protocol: Annotated[int, Meta(ge=1)]
+    client: ClientInfo
+    role: str = "operator"
+    scopes: list[str] | UnsetType = UNSET
+    caps: list[str] = []
+    auth: ConnectAuth | None = None
+    device: DeviceInfo | None = None
+    commands: Any = None
+    permissions: Any = None
+    path_env: Any = None
+    locale: Any = None
+    user_agent: Any = None
+    transports: Any = None
+
+
+Role = Literal["operator", "node"]
+
+
+def describe_validation_error(exc: msgspec.ValidationError) -> str:
+    """`gateway.port: expected int, got str` from msgspec's `Expected ... - at `$.x``."""
+    text = str(exc)
+    head, sep, where = text.partition(" - at `$")
+    head = head.replace("`", "")
+    head = head[:1].lower() + head[1:]
+    if not sep:
+        return head
+    path = where.rstrip("`").lstrip(".")
+    return f"{path}: {head}" if path else head

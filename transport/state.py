@@ -1,0 +1,48 @@
+"""Loop-side state of one gateway boot, handed to every Tornado handler through
+`initialize(state=...)`. Only the event loop thread touches it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from actors.config_load import ConfigSnapshot
+from actors.settings import AuthSettings
+from transport.auth import FailedAuthLimiter
+
+if TYPE_CHECKING:
+    from transport.loopstats import LoopProbe
+    from transport.ws import GatewaySocket
+
+STARTING, READY, DRAINING = "starting", "ready", "draining"
+
+
+@dataclass
+class GatewayState:
+    snapshot: ConfigSnapshot
+    auth: AuthSettings
+    state_dir: str
+    config_path: str
+    port: int
+    bind_mode: str
+    bind_host: str
+    dev: bool = False
+    verbose: bool = False
+    phase: str = STARTING
+    boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    started_mono: float = field(default_factory=time.monotonic)
+    connections: dict[str, "GatewaySocket"] = field(default_factory=dict)
+    limiter: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
+    loop_probe: "LoopProbe | None" = None
+    in_flight: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def uptime_ms(self) -> int:
+        return int((time.monotonic() - self.started_mono) * 1000)
+
+    @property
+    def ready(self) -> bool:
+        return self.phase == READY
