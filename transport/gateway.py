@@ -212,6 +212,7 @@ class Gateway:
         self._install_signals(loop)
         self.state.loop_probe = LoopProbe()
         self.state.loop_probe.start()
+        await _test_startup_delay()
         root = Supervisor.start(self._children(loop), max_restarts=5, period=60.0,
                                 on_escalate=lambda reason: self._escalate(loop, reason),
                                 name="core")
@@ -317,6 +318,13 @@ class Gateway:
             log.warning("actor stop incomplete: %s", exc)
         root.stop()
         registry.clear()
+
+
+async def _test_startup_delay() -> None:
+    """Test hook: hold the start barrier so tests can see /readyz 503 and close 1013."""
+    value = os.environ.get("OPENCLAW_TEST_STARTUP_DELAY_MS", "")
+    if value.isdigit():
+        await asyncio.sleep(int(value) / 1000)
 
 
 def _save_last_good(config_path: str) -> None:

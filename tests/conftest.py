@@ -1,0 +1,238 @@
+"""Shared fixtures: a real gateway process on an ephemeral loopback port, with its own state
+dir, and real WebSocket/HTTP clients. Every process a test starts is stopped by the fixture,
+also when the test fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+VENV_BIN = Path(sys.executable).parent
+OPENCLAW = str(VENV_BIN / "openclaw")
+TOKEN = "test-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class GatewayProcess:
+    """One `openclaw gateway` process; `stop()` is idempotent."""
+
+    def __init__(self, root: Path, config: dict | None, args: list[str], env: dict[str, str],
+                 port: int | None = None):
+        self.root = root
+        self.state_dir = root / "state"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.state_dir / "openclaw.json"
+        self.log_path = root / "gateway.log"
+        if config is not None:
+            config = json.loads(json.dumps(config))
+            config.setdefault("logging", {}).setdefault("file", str(self.log_path))
+            self.config_path.write_text(json.dumps(config, indent=2))
+        self.port = port if port is not None else free_port()
+        self.env = {**os.environ, "OPENCLAW_STATE_DIR": str(self.state_dir), **env}
+        self.env.pop("OPENCLAW_CONFIG_PATH", None)
+        self.env.pop("OPENCLAW_GATEWAY_TOKEN", None)
+        self.args = args
+        self.stdout_path, self.stderr_path = root / "stdout.txt", root / "stderr.txt"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait_ready: bool = True) -> "GatewayProcess":
+        cmd = [OPENCLAW, "gateway", "--port", str(self.port), *self.args]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=open(self.stdout_path, "wb"), stderr=open(self.stderr_path, "wb"),
+                                     start_new_session=True)
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gateway exited {self.proc.returncode}: {self.stderr()}")
+            try:
+                return httpx.get(f"{self.http}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+        wait_until(ready, timeout, what="gateway /readyz 200")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+
+    def wait(self, timeout: float = 15.0) -> int:
+        return self.proc.wait(timeout)
+
+    def signal(self, sig: int) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path) -> Iterator:
+    """`gateway_factory(config=None, args=[], env={}, start=True)` → a started GatewayProcess.
+
+    With a config dict it is written to <state>/openclaw.json (its log file goes to tmp_path).
+    """
+    started: list[GatewayProcess] = []
+
+    def make(config: dict | None = None, args: list[str] | None = None, env: dict | None = None,
+             start: bool = True, wait_ready: bool = True, port: int | None = None,
+             name: str | None = None) -> GatewayProcess:
+        root = tmp_path / (name or f"gw{len(started)}")
+        gw = GatewayProcess(root, config, list(args or []), dict(env or {}), port)
+        started.append(gw)
+        if start:
+            gw.start(wait_ready)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop(10)
+
+
+@pytest.fixture
+def gateway(gateway_factory) -> GatewayProcess:
+    """A running gateway with token auth (TOKEN) and default settings."""
+    return gateway_factory({"gateway": {"auth": {"mode": "token", "token": TOKEN}}})
+
+
+def connect_params(token: str | None = TOKEN, **overrides: Any) -> dict:
+    params = {"minProtocol": 4, "maxProtocol": 4,
+              "client": {"id": "test", "version": "1.0.0", "platform": "linux", "mode": "test"},
+              "role": "operator", "auth": {"token": token} if token else {}}
+    params.update(overrides)
+    return params
+
+
+class Client:
+    """A real WebSocket client speaking the protocol, for tests."""
+
+    def __init__(self, ws: ClientConnection):
+        self.ws = ws
+        self.challenge: dict | None = None
+        self.hello: dict | None = None
+        self.events: list[dict] = []
+
+    def send(self, frame: Any) -> None:
+        self.ws.send(frame if isinstance(frame, (str, bytes)) else json.dumps(frame))
+
+    def recv(self, timeout: float = 5.0) -> dict:
+        return json.loads(self.ws.recv(timeout=timeout))
+
+    def request(self, method: str, params: Any = None, req_id: str | None = None,
+                timeout: float = 5.0) -> dict:
+        """Send a request and return its response frame; events seen meanwhile are kept."""
+        req_id = req_id or str(uuid.uuid4())
+        frame = {"type": "req", "id": req_id, "method": method}
+        if params is not None:
+            frame["params"] = params
+        self.send(frame)
+        return self.response(req_id, timeout)
+
+    def response(self, req_id: str, timeout: float = 5.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.recv(max(0.01, deadline - time.monotonic()))
+            if frame.get("type") == "res" and frame.get("id") == req_id:
+                return frame
+            if frame.get("type") == "event":
+                self.events.append(frame)
+
+    def event(self, name: str, timeout: float = 5.0) -> dict:
+        for i, frame in enumerate(self.events):
+            if frame["event"] == name:
+                return self.events.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.recv(max(0.01, deadline - time.monotonic()))
+            if frame.get("type") == "event":
+                if frame["event"] == name:
+                    return frame
+                self.events.append(frame)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def open_client(url: str, handshake: bool = True, headers: dict | None = None, **params: Any) -> Client:
+    ws = connect(url, additional_headers=headers, open_timeout=5, max_size=None, legacy=True)
+    client = Client(ws)
+    client.challenge = client.recv()
+    if handshake:
+        res = client.request("connect", connect_params(**params))
+        assert res["ok"], res
+        client.hello = res["payload"]
+    return client
+
+
+@pytest.fixture
+def client_factory(gateway) -> Iterator:
+    clients: list[Client] = []
+
+    def make(handshake: bool = True, url: str | None = None, **params: Any) -> Client:
+        client = open_client(url or gateway.url, handshake, **params)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - already closed by the server
+            pass
