@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs everything the tests need, then runs the whole
+# suite. Extra arguments go to pytest, e.g. `bash tests/run.sh tests/unit -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '==> %s\n' "$*"; }
+
+if [ ! -x .venv/bin/python ]; then
+  step "creating .venv"
+  python3 -m venv .venv
+fi
+step "installing the project with its test extra"
+.venv/bin/pip install --disable-pip-version-check -q -e '.[test]'
+
+# The official OpenClaw CLI (npm `openclaw`, needs Node 24) for the compatibility tests.
+# Node 24 comes from the npm package `node@24`; the CLI is installed under that node.
+cli_dir=.cache/official-cli
+if [ ! -x "$cli_dir/cli/node_modules/.bin/openclaw" ] || [ ! -x "$cli_dir/node/node_modules/.bin/node" ]; then
+  step "installing node@24 and openclaw@2026.9.6 into $cli_dir (once)"
+  mkdir -p "$cli_dir/node" "$cli_dir/cli"
+  npm install --no-audit --no-fund --loglevel=error --prefix "$cli_dir/node" node@24
+  PATH="$PWD/$cli_dir/node/node_modules/.bin:$PATH" \
+    npm install --no-audit --no-fund --loglevel=error --prefix "$cli_dir/cli" openclaw@2026.9.6
+fi
+export OPENCLAW_OFFICIAL_CLI="$PWD/$cli_dir/cli/node_modules/.bin/openclaw"
+export OPENCLAW_OFFICIAL_NODE_BIN="$PWD/$cli_dir/node/node_modules/.bin"
+
+step "running the test suite"
+exec .venv/bin/pytest "$@"
