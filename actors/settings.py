@@ -87,9 +87,23 @@ def generate_token(state_dir: str | Path) -> str:
     path = token_file(state_dir)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     token = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
+    # Written under a private name and linked into place: a concurrent start (two gateways on
+    # one state dir, the second one about to lose the lock) never reads a half-written file,
+    # and the loser of the race adopts the winner's token instead of failing.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            existing = read_generated_token(state_dir)
+            if existing:
+                return existing
+            os.replace(tmp, path)  # an empty leftover file: replace it
+    finally:
+        tmp.unlink(missing_ok=True)
     return token
 
 
@@ -101,6 +115,13 @@ def resolve_auth(snapshot: ConfigSnapshot, state_dir: str | Path, *, flag_token:
     password, pw_src = _pick(flag_password, "OPENCLAW_GATEWAY_PASSWORD", snapshot, "password",
                              "--password")
     mode = snapshot.config.gateway.auth.mode
+    if server:
+        # §1: an unresolved `${VAR}` secret counts as unset and stops the start (§4.1), unless
+        # a flag or env value replaces it or the mode does not use it.
+        if not token and mode in (None, "token"):
+            _refuse_unresolved(snapshot, "token")
+        if not password and (mode == "password" or (mode is None and not token)):
+            _refuse_unresolved(snapshot, "password")
     if mode is None:
         mode = _implied_mode(token, password, flag_token, server)
     if mode == "none":
@@ -110,7 +131,6 @@ def resolve_auth(snapshot: ConfigSnapshot, state_dir: str | Path, *, flag_token:
     if token:
         return AuthSettings("token", token=token, source=token_src)
     if server:
-        _refuse_unresolved(snapshot, "token")
         return AuthSettings("token", token=generate_token(state_dir),
                             source=f"generated {token_file(state_dir)}", generated=True)
     stored = read_generated_token(state_dir)
