@@ -39,11 +39,40 @@ from transport.state import DRAINING, READY, GatewayState
 log = logging.getLogger("openclaw.gateway")
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 78
-STOP_BUDGET_S = 5.0
+FORCED_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+STOP_BUDGET_S = 5.0  # steps 3-4 of a graceful stop (§7.5)
+CLOSE_WAIT_S = 1.0  # how long step 3 waits for clients to answer the 1012 close
 LOCK_TIMEOUT_MS = 5000
 
 
+class _Interrupted(Exception):
+    """SIGTERM/SIGINT before the event loop serves: nothing to drain, stop right there."""
+
+    def __init__(self, sig: signal.Signals) -> None:
+        super().__init__(sig.name)
+        self.sig = sig
+
+
+def _interrupt(signum: int, _frame) -> None:
+    raise _Interrupted(signal.Signals(signum))
+
+
 def run(opts: RunOptions) -> int:
+    # Until the loop installs its own handlers, a stop signal unwinds whatever runs (config
+    # load, the 5 s lock wait, a --force takeover) through its cleanup: lock and sockets freed.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in FORCED_EXIT}
+    try:
+        return _run(opts)
+    except _Interrupted as stop:
+        print(f"received {stop.sig.name} before the gateway was serving; exiting", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        logs.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(opts: RunOptions) -> int:
     os.umask(0o077)
     state_dir, state_src = resolve_state_dir(opts.dev)
     config_path, _ = resolve_config_path(state_dir)
@@ -62,11 +91,14 @@ def run(opts: RunOptions) -> int:
         if refusal.hint:
             print(f"hint: {refusal.hint}", file=sys.stderr)
         return EXIT_CONFIG
-    handle = _setup_logging(opts, startup, state_dir, state_src == "env")
     try:
-        return _run_locked(opts, startup, state_dir, handle)
-    finally:
-        logs.close()
+        handle = _setup_logging(opts, startup, state_dir, state_src == "env")
+    except OSError as exc:
+        # An unusable logging.file is a config problem: exit 78 so no supervisor loops on it.
+        where = startup.snapshot.config.logging.file or exc.filename
+        print(f"logging.file: cannot open {where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return _run_locked(opts, startup, state_dir, handle)
 
 
 def _print_invalid(path: Path, snapshot) -> None:
@@ -102,30 +134,59 @@ def _run_locked(opts: RunOptions, startup: Plan, state_dir: Path, handle) -> int
     except (LockHeld, ports.BindError, ForceError) as exc:
         if lock.held:
             lock.release()
-        return _conflict(str(exc), startup.port)
-    port = sockets[0].getsockname()[1]
-    lock.update(port=port)
-    _raise_fd_limit()
+        return _conflict(exc, startup.port, lock)
+    except BaseException:
+        lock.release()
+        raise
+    late = _LateSignals()
     try:
+        port = sockets[0].getsockname()[1]
+        lock.update(port=port)
+        _raise_fd_limit()
         gateway = Gateway(startup, port, state_dir, opts, lock, log_file=str(handle.file_path or ""))
-        return asyncio.run(gateway.serve(sockets))
+        code = asyncio.run(gateway.serve(sockets))
+        # The loop's signal handlers are gone with it; a stop signal from here on must not
+        # kill the process before the lock file is deleted.
+        late.install()
+        return late.code if late.code is not None else code
     finally:
+        late.install()
         for sock in sockets:
             sock.close()
         lock.release()
 
 
+class _LateSignals:
+    """After the loop: a second stop signal only changes the exit code of the cleanup."""
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+
+    def install(self) -> None:
+        for sig in FORCED_EXIT:
+            signal.signal(sig, self._record)
+
+    def _record(self, signum: int, _frame) -> None:
+        self.code = FORCED_EXIT[signal.Signals(signum)]
+
+
 def _acquire(lock: InstanceLock, opts: RunOptions, startup: Plan, state_dir: Path, info: dict) -> None:
+    """§7.2: the lock, retried for 5000 ms; with --force the holder is stopped first."""
     try:
-        lock.acquire(0 if opts.force else LOCK_TIMEOUT_MS, info)
+        lock.acquire(0, info)
         return
-    except LockHeld:
-        if not opts.force:
-            raise
-    force_takeover_lock(lock.holder(), state_dir=state_dir,
-                        drain_timeout_ms=startup.snapshot.config.gateway.drain_timeout_ms,
-                        interactive=sys.stdin.isatty(), health_ok=_health_ok)
-    lock.acquire(LOCK_TIMEOUT_MS, info)
+    except LockHeld as held:
+        if opts.force:
+            force_takeover_lock(lock.holder(), state_dir=state_dir,
+                                drain_timeout_ms=startup.snapshot.config.gateway.drain_timeout_ms,
+                                interactive=sys.stdin.isatty(), health_ok=_health_ok)
+        else:
+            log.info("gateway lock %s is held by pid %s; waiting up to %dms", lock.path,
+                     held.pid or "unknown", LOCK_TIMEOUT_MS)
+    try:
+        lock.acquire(LOCK_TIMEOUT_MS, info)
+    except LockHeld as held:
+        raise LockHeld(held.pid, LOCK_TIMEOUT_MS) from None
 
 
 def _bind(opts: RunOptions, startup: Plan, state_dir: Path) -> list[socket.socket]:
@@ -146,12 +207,18 @@ def _health_ok(port: int) -> bool:
         return False
 
 
-def _conflict(message: str, port: int) -> int:
-    """Lock or port conflict: exit 1, or 78 when supervised and a healthy gateway runs."""
-    if env("OPENCLAW_SERVICE") and port and _health_ok(port):
-        log.error("gateway already running and healthy; not starting a second one (%s)", message)
-        return EXIT_CONFIG
-    log.error(message)
+def _conflict(exc: Exception, port: int, lock: InstanceLock) -> int:
+    """Lock or port conflict: exit 1, or 78 when supervised and a healthy gateway runs (§7.2)."""
+    if env("OPENCLAW_SERVICE") and not isinstance(exc, ForceError):
+        holder = lock.holder() or {}
+        pid = getattr(exc, "pid", None) or holder.get("pid")
+        # The lock holder may serve on another port than ours: probe both.
+        candidates = [p for p in (port, holder.get("port")) if isinstance(p, int) and p > 0]
+        if any(_health_ok(p) for p in dict.fromkeys(candidates)):
+            log.error("gateway already running and healthy (pid %s); not starting a second one",
+                      pid if pid else "unknown")
+            return EXIT_CONFIG
+    log.error(str(exc))
     return EXIT_FAIL
 
 
@@ -200,32 +267,44 @@ class Gateway:
             bind_host=startup.bind_host, dev=opts.dev, verbose=opts.verbose)
         limit = startup.snapshot.config.gateway.auth.rate_limit
         self.state.limiter.configure(limit.max_attempts, limit.window_ms, limit.lockout_ms)
-        self._stop: asyncio.Future | None = None
+        self._stop: asyncio.Future | None = None  # result: (exit code, reason)
         self._signals = 0
+        self._draining: asyncio.Task | None = None  # the drain wait, while step 2 runs
+        self._forced: int | None = None  # exit code set by a second signal
 
     # --- lifecycle --------------------------------------------------------------------------
 
     async def serve(self, sockets: list[socket.socket]) -> int:
         loop = asyncio.get_running_loop()
         self._stop = loop.create_future()
-        server = make_server(self.state, sockets)  # answers /readyz 503 from here on
         self._install_signals(loop)
+        server = make_server(self.state, sockets)  # answers /readyz 503 from here on
         self.state.loop_probe = LoopProbe()
         self.state.loop_probe.start()
-        await _test_startup_delay()
-        root = Supervisor.start(self._children(loop), max_restarts=5, period=60.0,
-                                on_escalate=lambda reason: self._escalate(loop, reason),
-                                name="core")
+        root = None
         try:
-            await bridge.ask(root, "start_children", timeout=60)
+            if await self._until_stopped(_test_startup_delay()):
+                root = Supervisor.start(self._children(loop), max_restarts=5, period=60.0,
+                                        on_escalate=lambda reason: self._escalate(loop, reason),
+                                        name="core")
+                await self._until_stopped(bridge.ask(root, "start_children", timeout=60))
         except Exception as exc:  # noqa: BLE001 - a core actor could not start
             log.error("gateway failed to start: %s", exc)
-            await self._stop_actors(root)
-            server.stop()
-            return EXIT_FAIL
-        self._ready()
-        code = await self._stop
-        return await self._shutdown(server, root, code)
+            self._request_stop(EXIT_FAIL, f"startup failed: {exc}")
+        if not self._stop.done():
+            self._ready()
+        code, reason = await self._stop
+        return await self._shutdown(server, root, code, reason)
+
+    async def _until_stopped(self, work) -> bool:
+        """Run `work` unless a stop comes first (a signal during startup); True if it ran."""
+        task = asyncio.ensure_future(work)
+        await asyncio.wait([task, self._stop], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # raises the start failure, if any
+            return True
+        task.cancel()
+        return False
 
     def _children(self, loop: asyncio.AbstractEventLoop) -> list[ChildSpec]:
         snapshot, state_dir = self.startup.snapshot, str(self.state_dir)
@@ -239,7 +318,6 @@ class Gateway:
         ]
 
     def _ready(self) -> None:
-        self.state.phase = READY
         _save_last_good(self.startup.snapshot.path)
         audit(self.state_dir, "start", port=self.port, reason="startup")
         auth, reload_mode = self.startup.auth, self.startup.snapshot.config.gateway.reload.mode
@@ -251,22 +329,46 @@ class Gateway:
                  self.log_file or "(none)")
         if auth.generated:
             _announce_token(auth.token, self.state_dir)
+        self.state.phase = READY  # last: /readyz 200 means every startup step is done (§7.4)
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in FORCED_EXIT:
             loop.add_signal_handler(sig, self._on_signal, sig)
         for sig in (signal.SIGHUP, signal.SIGUSR1):
             loop.add_signal_handler(sig, self._on_unsupported, sig)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         self._signals += 1
-        if self._signals > 1:
-            log.warning("second %s; exiting now", sig.name)
+        if self._signals == 1:
+            log.info("received %s; shutting down", sig.name)
+            self._request_stop(EXIT_OK, sig.name)
+            return
+        code = FORCED_EXIT[sig]
+        if self._draining is not None and not self._draining.done():
+            # §7.5: a second signal skips the rest of the drain; steps 3-4 still run.
+            log.warning("second %s; skipping the rest of the drain", sig.name)
+            self._forced = code
+            self._draining.cancel()
+            return
+        log.warning("second %s; exiting now", sig.name)
+        self._exit_now(code)
+
+    def _exit_now(self, code: int) -> None:
+        """Forced exit: delete the lock file, flush the logs, and go."""
+        try:
             self.lock.release()
-            os._exit(130 if sig == signal.SIGINT else 143)
-        log.info("received %s; shutting down", sig.name)
-        if not self._stop.done():
-            self._stop.set_result(EXIT_OK)
+        finally:
+            logs.close()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(code)
+
+    def _request_stop(self, code: int, reason: str) -> None:
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result((code, reason))
 
     def _on_unsupported(self, sig: signal.Signals) -> None:
         log.warning("%s ignored: config reload and in-process restart are not available yet", sig.name)
@@ -275,45 +377,65 @@ class Gateway:
         """Called on an actor thread when a core actor restarted too often."""
         def stop() -> None:
             log.error("core actor failure past its restart intensity: %s; stopping", reason)
-            if not self._stop.done():
-                self._stop.set_result(EXIT_FAIL)
+            self._request_stop(EXIT_FAIL, f"core actor failure: {reason}")
         try:
             loop.call_soon_threadsafe(stop)
         except RuntimeError:
             pass
 
-    async def _shutdown(self, server, root, code: int) -> int:
+    async def _shutdown(self, server, root, code: int, reason: str) -> int:
+        """The graceful stop (§7.5): drain, shutdown event + 1012, actors, listeners."""
         self.state.phase = DRAINING
-        audit(self.state_dir, "stop", port=self.port, reason="signal" if code == EXIT_OK else "failure")
+        audit(self.state_dir, "stop", port=self.port, reason=reason)
         await self._drain(self.startup.snapshot.config.gateway.drain_timeout_ms / 1000)
         started = time.monotonic()
         await self._close_connections({"reason": "gateway stopping", "restartExpectedMs": None})
-        await self._stop_actors(root)
+        if root is not None:
+            await self._stop_actors(root, max(0.1, STOP_BUDGET_S - (time.monotonic() - started)))
         server.stop()
         self.state.loop_probe.stop()
-        if time.monotonic() - started > STOP_BUDGET_S:
-            log.error("graceful stop took longer than %.0fs", STOP_BUDGET_S)
+        elapsed = time.monotonic() - started
+        if self._forced is not None:
+            log.warning("gateway stopped (forced, exit %d)", self._forced)
+            return self._forced
+        if elapsed > STOP_BUDGET_S:
+            log.error("graceful stop took %.1fs, longer than %.0fs; exiting 1", elapsed, STOP_BUDGET_S)
             return EXIT_FAIL
         log.info("gateway stopped")
         return code
 
     async def _drain(self, budget_s: float) -> None:
-        """Let requests already running finish, up to the drain budget."""
-        deadline = time.monotonic() + budget_s
-        while self.state.in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        """Step 2: let requests already running finish, up to the drain budget; a second
+        signal cancels the wait."""
+        async def wait() -> None:
+            deadline = time.monotonic() + budget_s
+            while self.state.in_flight and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if self.state.in_flight:
+                log.warning("drain budget of %.0fs spent; %d request(s) still running",
+                            budget_s, self.state.in_flight)
+
+        self._draining = asyncio.ensure_future(wait())
+        try:
+            await self._draining
+        except asyncio.CancelledError:
+            if self._forced is None:  # not our cancel: the loop itself is going down
+                raise
+        finally:
+            self._draining = None
 
     async def _close_connections(self, payload: dict) -> None:
+        """Step 3: every socket gets the shutdown event, then close 1012 `service restart`."""
         data = encoder.encode(payload)
         for conn in list(self.state.connections.values()):
             conn.shutdown(data)
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + CLOSE_WAIT_S
         while self.state.connections and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
-    async def _stop_actors(self, root) -> None:
+    async def _stop_actors(self, root, budget_s: float = STOP_BUDGET_S) -> None:
         try:
-            await bridge.ask(root, "stop_children", timeout=STOP_BUDGET_S)
+            await bridge.ask(root, "stop_children", timeout=budget_s)
         except Exception as exc:  # noqa: BLE001 - stop what is left below
             log.warning("actor stop incomplete: %s", exc)
         root.stop()
@@ -343,9 +465,10 @@ def _save_last_good(config_path: str) -> None:
 
 
 def _announce_token(token: str | None, state_dir: Path) -> None:
-    """The generated token goes to the terminal once, never through the logger (§4.1)."""
+    """The generated token goes to the terminal once, never through the logger (§4.1); off
+    a terminal stdout gets only the token file's path."""
+    path = state_dir / "gateway.token"
     if sys.stdout.isatty() and token:
-        print(f"Gateway token (kept in {state_dir / 'gateway.token'}):\n"
-              f"  export OPENCLAW_GATEWAY_TOKEN={token}", flush=True)
+        print(f"Gateway token (kept in {path}):\n  export OPENCLAW_GATEWAY_TOKEN={token}", flush=True)
     else:
-        print(f"Gateway token: generated in {state_dir / 'gateway.token'}", flush=True)
+        print(path, flush=True)
