@@ -236,3 +236,79 @@ def client_factory(gateway) -> Iterator:
             client.close()
         except Exception:  # noqa: BLE001 - already closed by the server
             pass
+
+
+# --- Added helpers (module-scoped gateways, client tracking, close inspection) -------------
+
+
+@pytest.fixture(scope="module")
+def module_gateway_factory(tmp_path_factory) -> Iterator:
+    """Like `gateway_factory`, but the gateways live for the whole test module (one start
+    serves many tests). Every gateway is stopped when the module ends, also on failure."""
+    started: list[GatewayProcess] = []
+
+    def make(config: dict | None = None, args: list[str] | None = None, env: dict | None = None,
+             start: bool = True, wait_ready: bool = True, name: str = "mgw") -> GatewayProcess:
+        root = tmp_path_factory.mktemp(name)
+        gw = GatewayProcess(root, config, list(args or []), dict(env or {}))
+        started.append(gw)
+        if start:
+            gw.start(wait_ready)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop(10)
+
+
+@pytest.fixture
+def ws_clients() -> Iterator:
+    """`ws_clients(url, handshake=True, headers=None, **connect_params)` → an open Client that
+    is closed at the end of the test, for tests on a gateway that is not `gateway`."""
+    clients: list[Client] = []
+
+    def make(url: str, handshake: bool = True, headers: dict | None = None, **params: Any) -> Client:
+        client = open_client(url, handshake, headers, **params)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - already closed by the server
+            pass
+
+
+def read_until_closed(client: Client, timeout: float = 5.0) -> tuple[list[dict], int | None, str]:
+    """Read frames until the server closes the socket: (frames seen, close code, reason).
+    The code is None when the connection ended without a close frame."""
+    from websockets.exceptions import ConnectionClosed
+
+    frames: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"socket still open after {timeout}s; frames: {frames}")
+        try:
+            raw = client.ws.recv(timeout=left)
+        except TimeoutError:
+            continue
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            return frames, (rcvd.code if rcvd else None), (rcvd.reason if rcvd else "")
+        frames.append(json.loads(raw) if isinstance(raw, str) else {"binary": raw})
+
+
+def log_records(path: Path) -> list[dict]:
+    """The JSON Lines records of a gateway log file (unparseable lines skipped)."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pass
+    return records
