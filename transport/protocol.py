@@ -5,6 +5,7 @@ raw), then `params` once the method is known.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -134,10 +135,11 @@ def encode_event(event: str, payload_json: bytes, seq: int | None = None,
 
 
 class ClientInfo(msgspec.Struct, rename="camel"):
-    id: NonEmpty
-    version: NonEmpty
-    platform: NonEmpty
-    mode: NonEmpty
+    # Non-empty after trimming; checked by `connect_params_problem`, so the message names the field.
+    id: str
+    version: str
+    platform: str
+    mode: str
     display_name: str | UnsetType = UNSET
     device_family: str | UnsetType = UNSET
     model_identifier: str | UnsetType = UNSET
@@ -179,13 +181,26 @@ class ConnectParams(msgspec.Struct, rename="camel"):
 Role = Literal["operator", "node"]
 
 
+def connect_params_problem(params: ConnectParams) -> str | None:
+    """The checks msgspec's types cannot express (§5.3), as `<field>: <problem>`."""
+    for name in ("id", "version", "platform", "mode"):
+        if not getattr(params.client, name).strip():
+            return f"client.{name}: must not be empty"
+    if params.min_protocol > params.max_protocol:
+        return "minProtocol: must not exceed maxProtocol"
+    return None
+
+
 def describe_validation_error(exc: msgspec.ValidationError) -> str:
-    """`gateway.port: expected int, got str` from msgspec's `Expected ... - at `$.x``."""
+    """`<path>: <problem>` from msgspec's `Expected ... - at `$.x``: `minProtocol: expected int,
+    got str`, `client.id: required` (a missing field is named by its own path)."""
     text = str(exc)
     head, sep, where = text.partition(" - at `$")
+    path = where.rstrip("`").lstrip(".") if sep else ""
+    missing = re.match(r"^Object missing required field `(.+)`$", head)
+    if missing:
+        field = missing.group(1)
+        return f"{path}.{field}: required" if path else f"{field}: required"
     head = head.replace("`", "")
     head = head[:1].lower() + head[1:]
-    if not sep:
-        return head
-    path = where.rstrip("`").lstrip(".")
     return f"{path}: {head}" if path else head

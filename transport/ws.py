@@ -28,8 +28,8 @@ from transport.protocol import (
     CLOSE_TRY_LATER, CLOSE_UNSUPPORTED, DEFAULT_OPERATOR_SCOPES, HANDSHAKE_TIMEOUT_MS,
     MAX_BUFFERED_BYTES, MAX_HANDSHAKE_FRAME, MAX_PAYLOAD, MIN_NODE_PROTOCOL, OPERATOR_SCOPES,
     PROTOCOL_VERSION, SERVER_VERSION, UNAVAILABLE, ConnectParams, GatewayError, RequestFrame,
-    any_decoder, describe_validation_error, encode_error, encode_event, encode_ok, encoder,
-    frame_decoder, invalid,
+    any_decoder, connect_params_problem, describe_validation_error, encode_error, encode_event,
+    encode_ok, encoder, frame_decoder, invalid,
 )
 from transport.state import DRAINING, READY, GatewayState
 
@@ -174,9 +174,10 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
                         "surface": "ws-outbound", "size": size, "limit": MAX_BUFFERED_BYTES,
                         "reason": "slow consumer"}})
         self._closed = True
+        conn = self.ws_connection  # close() below forgets it
         self.close(CLOSE_POLICY, "slow consumer")
-        if self.ws_connection is not None:
-            self.ws_connection.stream.close()  # drop the unsent buffer now, not after 5 s
+        if conn is not None and conn.stream is not None:
+            conn.stream.close()  # drop the unsent buffer now, not after flushing it or 5 s later
 
     def send_event(self, event: str, payload_json: bytes, state_version: bytes | None,
                    droppable: bool) -> None:
@@ -248,14 +249,16 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         return frame
 
     def _connect_params(self, frame: RequestFrame) -> ConnectParams:
+        if not bytes(frame.params).lstrip().startswith(b"{"):
+            raise _Refused(invalid("invalid connect params: params must be an object"), CLOSE_POLICY)
         try:
             params = msgspec.json.decode(frame.params, type=ConnectParams)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             problem = describe_validation_error(exc) if isinstance(exc, msgspec.ValidationError) else str(exc)
             raise _Refused(invalid(f"invalid connect params: {problem}"), CLOSE_POLICY) from None
-        if params.min_protocol > params.max_protocol:
-            raise _Refused(invalid("invalid connect params: minProtocol: must not exceed maxProtocol"),
-                           CLOSE_POLICY)
+        problem = connect_params_problem(params)
+        if problem is not None:
+            raise _Refused(invalid(f"invalid connect params: {problem}"), CLOSE_POLICY)
         return params
 
     def _check_phase(self) -> None:
