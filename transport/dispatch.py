@@ -69,9 +69,8 @@ def _authorize(spec: Method, caller: Caller) -> None:
 
 
 def decode_params(spec: Method, raw: bytes | msgspec.Raw) -> Any:
+    # Omitted params arrive as `{}` (the frame's default); `null` is a non-object like any other.
     body = bytes(raw).strip()
-    if body in (b"", b"null"):
-        body = b"{}"
     if not body.startswith(b"{"):
         raise invalid(f"invalid {spec.name} params: params must be an object")
     if spec.params is None:
