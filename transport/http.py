@@ -9,11 +9,11 @@ from typing import Any
 import msgspec
 import tornado.web
 
-from transport.auth import is_loopback_request, secret_equal
+from transport.auth import is_loopback_request, lockout_error, secret_equal
 from transport.dispatch import Caller, dispatch
 from transport.protocol import (
     DEFAULT_OPERATOR_SCOPES, HTTP_STATUS, INVALID_REQUEST, MAX_PAYLOAD, OPERATOR_SCOPES, ErrorShape,
-    GatewayError, encoder,
+    GatewayError, NonEmpty, describe_validation_error, encoder,
 )
 from transport.state import READY, GatewayState
 
@@ -64,13 +64,20 @@ class NotFoundHandler(tornado.web.RequestHandler):
 
 
 class RpcBody(msgspec.Struct):
-    method: str
+    method: NonEmpty
     id: str | None = None
     params: msgspec.Raw = msgspec.Raw(b"{}")
 
 
-def bearer_caller(handler: _Base) -> Caller | None:
-    """The caller for a valid bearer, or None after answering 401/429 (§21.1)."""
+class _Rejection(msgspec.Struct, frozen=True):
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def _check_bearer(handler: _Base) -> Caller | _Rejection:
+    """The caller for a valid bearer, or the 401/429 answer (§21.1, §19.1). Counts a wrong
+    bearer toward the failed-auth limiter; writes nothing."""
     state = handler.state
     auth = state.auth
     remote = handler.request.remote_ip
@@ -83,11 +90,8 @@ def bearer_caller(handler: _Base) -> Caller | None:
     key = None if (loopback and limit.exempt_loopback) else f"{remote}|http-bearer"
     wait = state.limiter.retry_after_ms(key) if key else None
     if wait is not None:
-        handler.set_header("Retry-After", str(max(1, (wait + 999) // 1000)))
-        handler._json(429, encoder.encode({"ok": False, "error": {
-            "code": INVALID_REQUEST,
-            "message": "unauthorized: too many failed authentication attempts (retry later)"}}))
-        return None
+        return _Rejection(429, encoder.encode({"ok": False, "error": lockout_error(wait).shape}),
+                          {"Retry-After": str(max(1, (wait + 999) // 1000))})
     header = handler.request.headers.get("Authorization", "")
     given = header[7:].strip() if header[:7].lower() == "bearer " else ""
     if auth.secret and given and secret_equal(given, auth.secret):
@@ -96,29 +100,77 @@ def bearer_caller(handler: _Base) -> Caller | None:
         return caller
     if given and key:
         state.limiter.failure(key)
-    handler.set_header("WWW-Authenticate", "Bearer")
-    handler._json(401, b'{"ok":false,"error":{"code":"INVALID_REQUEST","message":"Unauthorized"}}')
-    return None
+    return _Rejection(401, b'{"ok":false,"error":{"code":"INVALID_REQUEST","message":"Unauthorized"}}',
+                      {"WWW-Authenticate": "Bearer"})
 
 
+def bearer_caller(handler: _Base) -> Caller | None:
+    """The caller for a valid bearer, or None after answering 401/429 (§21.1)."""
+    outcome = _check_bearer(handler)
+    if isinstance(outcome, _Rejection):
+        _reject(handler, outcome)
+        return None
+    return outcome
+
+
+def _reject(handler: _Base, rejection: _Rejection) -> None:
+    for name, value in rejection.headers.items():
+        handler.set_header(name, value)
+    handler._json(rejection.status, rejection.body)
+
+
+# Bodies up to this size (or their declared Content-Length, up to 1 GiB) are read, and dropped
+# past maxPayload, so that the client, which is still sending, reliably gets its 413 (a response
+# sent before the body was read is often lost to the TCP reset of closing the socket).
+BODY_READ_LIMIT = 4 * MAX_PAYLOAD
+
+
+@tornado.web.stream_request_body
 class RpcHandler(_Base):
-    """POST /api/v1/admin/rpc: any method, through the WebSocket's dispatcher (§21.1a)."""
+    """POST /api/v1/admin/rpc: any method, through the WebSocket's dispatcher (§21.1a).
+
+    The body is streamed: the bearer is checked on the headers, only an authorized body is
+    kept, and a body over maxPayload is counted and dropped, then answered 413 (Tornado's own
+    size cap would answer a bare 400)."""
+
+    def prepare(self) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._auth: Caller | _Rejection | None = None
+        length = self.request.headers.get("Content-Length", "")
+        declared = int(length) if length.isdigit() else 0
+        self.request.connection.set_max_body_size(max(BODY_READ_LIMIT, min(declared, 1 << 30)))
+        if self.request.method == "POST" and self.state.snapshot.config.gateway.http.endpoints.rpc.enabled:
+            self._auth = _check_bearer(self)
+
+    def data_received(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if isinstance(self._auth, Caller) and self._size <= MAX_PAYLOAD:
+            self._chunks.append(chunk)
+        elif self._chunks:
+            self._chunks = []  # over the cap or not authorized: keep nothing
 
     async def post(self) -> None:
-        if not self.state.snapshot.config.gateway.http.endpoints.rpc.enabled:
+        if self._auth is None:
             raise tornado.web.HTTPError(404)
-        caller = bearer_caller(self)
-        if caller is None:
-            return
+        if isinstance(self._auth, _Rejection):
+            return _reject(self, self._auth)
+        caller = self._auth
         ctype = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return self._error(415, None, "Content-Type must be application/json")
-        if len(self.request.body) > MAX_PAYLOAD:
+        if self._size > MAX_PAYLOAD:
+            log.warning("payload.large: HTTP RPC body of %d bytes over %d", self._size, MAX_PAYLOAD,
+                        extra={"data": {"surface": "http-rpc", "size": self._size, "limit": MAX_PAYLOAD,
+                                        "reason": "rejected"}})
             return self._error(413, None, f"body larger than {MAX_PAYLOAD} bytes")
+        raw, self._chunks = b"".join(self._chunks), []
         try:
-            body = msgspec.json.decode(self.request.body, type=RpcBody)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return self._error(400, None, f"invalid request body: {exc}")
+            body = msgspec.json.decode(raw, type=RpcBody)
+        except msgspec.ValidationError as exc:
+            return self._error(400, None, f"invalid request body: {describe_validation_error(exc)}")
+        except msgspec.DecodeError:
+            return self._error(400, None, "invalid request body: not JSON")
         try:
             payload = await dispatch(self.state, caller, body.method, body.params)
         except GatewayError as err:
