@@ -16,6 +16,7 @@ from typing import Any
 
 import json5
 import msgspec
+import msgspec.inspect
 
 from actors.config_schema import BIND_MODES, REDACTED, Config, is_sensitive_key
 from actors.paths import env
@@ -167,18 +168,75 @@ def _validate(resolved: dict, issues: list[Issue]) -> Config:
     try:
         config = msgspec.convert(resolved, Config)
     except msgspec.ValidationError as exc:
-        issues.append(_from_msgspec(str(exc)))
+        issues.append(_from_msgspec(str(exc), resolved))
         return Config()
     issues.extend(_check_bind(config))
     return config
 
 
-def _from_msgspec(message: str) -> Issue:
+_TYPE_WORDS = {"int": "integer", "str": "string", "float": "number", "bool": "boolean",
+               "object": "object", "array": "array", "null": "null"}
+_EXPECTED = re.compile(r"^Expected `([^`]+)`(.*?)(?:, got `([^`]+)`)?$")
+
+
+def _from_msgspec(message: str, resolved: dict) -> Issue:
+    """`gateway.port: expected integer, got string "abc"` from msgspec's message (§5.4)."""
     m = _MSGSPEC_ERR.match(message)
     text, where = (m.group(1), m.group(2).lstrip(".")) if m else (message, "")
-    text = text.replace("`", "")
-    code = "enum" if "enum" in text.lower() else "range" if (">=" in text or "<=" in text) else "type"
-    return Issue(where, text[:1].lower() + text[1:], code)
+    found, value = _value_at(resolved, where)
+    expected = _EXPECTED.match(text)
+    if expected:
+        words = " | ".join(_TYPE_WORDS.get(t.strip(), t.strip()) for t in expected.group(1).split("|"))
+        got = f", got {_describe(value)}" if found else ""
+        code = "range" if expected.group(2) else "type"
+        return Issue(where, f"expected {words}{expected.group(2)}{got}", code)
+    if text.startswith("Invalid enum value"):
+        shown = f'"{value}"' if isinstance(value, str) else _describe(value)
+        choices = _literal_choices(where)
+        hint = f" (expected {' | '.join(choices)})" if choices else ""
+        return Issue(where, f"invalid value {shown}{hint}", "enum")
+    return Issue(where, text.replace("`", "")[:1].lower() + text.replace("`", "")[1:], "type")
+
+
+def _literal_choices(path: str) -> list[str]:
+    """The allowed values of the Literal field at `path` in the schema, if it is one."""
+    node: Any = msgspec.inspect.type_info(Config)
+    for part in path.split("."):
+        if not isinstance(node, msgspec.inspect.StructType):
+            return []
+        field = next((f for f in node.fields if f.encode_name == part), None)
+        if field is None:
+            return []
+        node = field.type
+    types = node.types if isinstance(node, msgspec.inspect.UnionType) else (node,)
+    return [str(v) for t in types if isinstance(t, msgspec.inspect.LiteralType) for v in t.values]
+
+
+def _value_at(doc: Any, path: str) -> tuple[bool, Any]:
+    node = doc
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if not isinstance(node, list) or index >= len(node):
+                return False, None
+            node = node[index]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return False, None
+    return True, node
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f'string "{value}"'
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"number {value}"
+    if value is None:
+        return "null"
+    return "array" if isinstance(value, list) else "object"
 
 
 def _check_bind(config: Config) -> list[Issue]:
@@ -237,9 +295,27 @@ def secret_values(node: Any, _parent: str = "") -> set[str]:
     return found
 
 
+_JSON5_TOKEN = re.compile(r"""//[^\n]*|/\*.*?\*/|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""", re.DOTALL)
+
+
 def redact_raw(raw: str, parsed: dict | None) -> str:
-    """The file text with every quoted secret value replaced by the sentinel."""
-    for value in sorted(secret_values(parsed or {}), key=len, reverse=True):
-        if value:
-            raw = re.sub(r"([\"'])" + re.escape(value) + r"\1", f'"{REDACTED}"', raw)
-    return raw
+    """The file text with every string literal that holds a secret replaced by the sentinel.
+
+    Literals are decoded before comparing, so a secret written with escapes is found too;
+    comments are skipped so a quote inside one cannot hide a literal.
+    """
+    secrets = {v for v in secret_values(parsed or {}) if v}
+    if not secrets:
+        return raw
+
+    def replace(m: re.Match) -> str:
+        token = m.group(0)
+        if token.startswith("/"):
+            return token
+        try:
+            value = json5.loads(token)
+        except ValueError:
+            return token
+        return f'"{REDACTED}"' if value in secrets else token
+
+    return _JSON5_TOKEN.sub(replace, raw)

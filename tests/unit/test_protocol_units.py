@@ -446,8 +446,6 @@ def test_redact_raw_replaces_quoted_values():
     assert out.count(REDACTED) == 2 and "tok-1x" in out
 
 
-@pytest.mark.xfail(strict=True, reason="bug in actors/config_load.py redact_raw (reported): a secret written "
-                   "with escapes in the file is not found in `raw` and leaks through config.get")
 def test_redact_raw_with_escaped_secret(tmp_path):
     path = tmp_path / "openclaw.json"
     path.write_text('{"models": {"providers": {"x": {"apiKey": "se\\"cr\\u0065t"}}}}')
