@@ -38,8 +38,11 @@ class Supervisord:
         (self.state / "openclaw.json").write_text(text)
         self.env = {**os.environ, "OPENCLAW_STATE_DIR": str(self.state),
                     "OPENCLAW_BIN": str(BIN / "openclaw"), "OPENCLAW_GATEWAY_PORT": str(self.port)}
-        for name in ("OPENCLAW_CONFIG_PATH", "OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_SERVICE"):
-            self.env.pop(name, None)
+        for suffix in ("CONFIG_PATH", "GATEWAY_TOKEN", "GATEWAY_PASSWORD", "SERVICE", "LOG_LEVEL"):
+            self.env.pop(f"OPENCLAW_{suffix}", None)
+            self.env.pop(f"CLAWDBOT_{suffix}", None)
+        self.env.pop("CLAWDBOT_STATE_DIR", None)
+        self.env.pop("CLAWDBOT_GATEWAY_PORT", None)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Supervisord":
