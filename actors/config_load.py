@@ -23,7 +23,7 @@ from actors.paths import env
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 _VAR = re.compile(r"\$?\$\{([A-Z_][A-Z0-9_]*)\}")
-_JSON5_ERR = re.compile(r"^<string>:(\d+) (.*) at column (\d+)$")
+_JSON5_ERR = re.compile(r"^<string>:(\d+) (.*) at column (\d+)$", re.S)
 _MSGSPEC_ERR = re.compile(r"^(.*) - at `\$(.*)`$")
 
 
@@ -119,7 +119,8 @@ def _parse(raw: str, path: Path, issues: list[Issue]) -> dict | None:
 
 def _json5_position(message: str) -> str:
     m = _JSON5_ERR.match(message)
-    return f"{m.group(1)}:{m.group(3)}: {m.group(2)}" if m else f" {message}"
+    text = f"{m.group(1)}:{m.group(3)}: {m.group(2)}" if m else f" {message}"
+    return text.replace("\n", "\\n")  # one issue, one line
 
 
 def _substitute(node: Any, path: str, environ: dict | None, warnings: list[Issue],
