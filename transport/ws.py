@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 import uuid
 from typing import Any
 
 import msgspec
 import tornado.websocket
+from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketProtocol13
 
 from actors.events import Subscriber
@@ -61,14 +63,55 @@ def _reason(text: str) -> str:
 
 
 class _Protocol(WebSocketProtocol13):
-    """Tornado's protocol, with the close reason our spec gives for an oversized frame."""
+    """Tornado's protocol, with the close reason our spec gives for an oversized frame and a
+    lingering close after it.
+
+    Tornado answers a frame over the size cap with a 1009 close frame and closes the socket at
+    once, with the rest of the frame still unread; the kernel then resets the connection and
+    the client, typically still sending, often loses the close frame and sees 1006. Instead the
+    socket is half-closed after the close frame is flushed and its input drained (and dropped)
+    for up to LINGER_S before it is closed.
+    """
+
+    LINGER_S = 2.0
+    _linger_wanted = False
+    _lingering: asyncio.Future | None = None
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
-        if code == CLOSE_TOO_BIG:
+        if self._lingering is not None:
+            return  # the drain closes the stream when it is done
+        if code == CLOSE_TOO_BIG and not self.server_terminated:
             reason = "payload too large"
+            self._linger_wanted = True
             log.warning("payload.large: inbound frame over %d bytes; closing",
-                        self.params.max_message_size, extra={"data": {"surface": "ws-inbound"}})
+                        self.params.max_message_size, extra={"data": {
+                            "surface": "ws-inbound", "limit": self.params.max_message_size,
+                            "reason": "frame too large"}})
         super().close(code, reason)
+
+    def _abort(self) -> None:
+        if self._lingering is not None:
+            self.client_terminated = self.server_terminated = True
+            return
+        stream = self.stream
+        if self._linger_wanted and stream is not None and not stream.closed():
+            self.client_terminated = self.server_terminated = True
+            self._lingering = asyncio.ensure_future(self._drain_then_close(stream))
+            return
+        super()._abort()
+
+    async def _drain_then_close(self, stream: Any) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.LINGER_S
+        try:
+            await asyncio.wait_for(stream.write(b""), self.LINGER_S)  # the close frame is out
+            stream.socket.shutdown(socket.SHUT_WR)
+            while (left := deadline - loop.time()) > 0:
+                await asyncio.wait_for(stream.read_bytes(1 << 16, partial=True), left)
+        except (StreamClosedError, asyncio.TimeoutError, OSError, AttributeError):
+            pass
+        finally:
+            stream.close()
 
 
 class GatewaySocket(tornado.websocket.WebSocketHandler):
@@ -87,11 +130,17 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
-            self.set_status(404)
-            self.set_header("Content-Type", "text/plain")
-            self.finish("Not Found")
-            return
+            return self._not_found()
         await super().get(*args, **kwargs)
+
+    def _not_found(self, *args: Any, **kwargs: Any) -> None:
+        """Only a GET upgrade is served on the WebSocket path; anything else falls through to the
+        plain 404 of §21.1 (Tornado would answer an HTML 405)."""
+        self.set_status(404)
+        self.set_header("Content-Type", "text/plain")
+        self.finish("Not Found")
+
+    post = put = patch = delete = options = head = _not_found
 
     def check_origin(self, origin: str) -> bool:
         return True  # browser origins are checked during connect (§5.6), with an error frame

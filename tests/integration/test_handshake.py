@@ -257,6 +257,23 @@ def test_binary_frame_after_hello_closes_1003(gw, ws_clients):
     assert (code, reason) == (1003, "binary frames not supported")
 
 
+def test_close_reason_is_cut_to_123_bytes(gw, ws_clients):
+    role = "é" * 100  # 200 bytes of UTF-8
+    client = ws_clients(gw.url, handshake=False)
+    err, code, reason, _ = refused(client, connect_params(role=role))
+    assert err["message"] == f"invalid role: {role}"  # the error object keeps the whole text
+    assert code == 1008
+    assert len(reason.encode()) <= 123 and f"invalid role: {role}".startswith(reason)
+    assert len(reason.encode()) >= 122  # cut at a character boundary, not shorter
+
+
+def test_no_compression_and_pings_are_answered(gw, ws_clients):
+    client = ws_clients(gw.url)  # the client offers permessage-deflate
+    assert client.ws.response.headers.get("Sec-WebSocket-Extensions") is None
+    assert client.ws.response.headers.get("Sec-WebSocket-Protocol") is None
+    assert client.ws.ping(b"p").wait(5)
+
+
 # --- protocol negotiation (§5.5) -----------------------------------------------------------------
 
 

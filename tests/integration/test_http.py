@@ -86,6 +86,19 @@ def test_root_without_upgrade_is_404(http):
     assert res.headers["content-type"].startswith("text/plain") and res.text == "Not Found"
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+def test_other_methods_on_root_are_404(http, method):
+    res = http.request(method, "/", headers=AUTH)
+    assert res.status_code == 404
+    assert res.headers["content-type"].startswith("text/plain") and res.text == "Not Found"
+
+
+def test_head_on_unknown_path_and_root_is_404_without_body(http):
+    for path in ("/", "/nope"):
+        res = http.head(path)
+        assert res.status_code == 404 and res.content == b""
+
+
 def test_websocket_upgrade_on_another_path_is_404(gw):
     with pytest.raises(InvalidStatus) as info:
         connect(f"{gw.url}/ws", open_timeout=5)
