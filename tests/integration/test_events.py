@@ -272,18 +272,22 @@ def vm_rss(pid: int) -> int:
 
 
 def test_slow_consumer_is_closed_and_others_stay_served(gateway_factory, ws_clients):
-    # A 256 KiB string appears four times in each config.get answer (raw, parsed, resolved,
-    # config): ~1 MB per response, 100 responses ≈ 2 × maxBufferedBytes. (A bigger file would
-    # make startup slow: the pure-Python JSON5 parser needs seconds per MB.)
-    prompt = "".join(chr(0x61 + (i % 26)) for i in range(1 << 18))
+    # A ~1 MiB `agents.defaults.systemPrompt` makes each config.get answer ~2 MiB (it appears in
+    # `resolved` and `config`). It comes from eight `${VAR}`s of 128 KiB each (the kernel's limit
+    # for one environment string), so the file itself stays small: a 1 MiB literal in the file
+    # would take the pure-Python JSON5 parser seconds at startup and on every config.get.
+    chunk = 128 * 1024 - 64
+    names = [f"OPENCLAW_TEST_PROMPT_{i}" for i in range(8)]
+    env = {name: chr(0x61 + i) * chunk for i, name in enumerate(names)}
+    prompt_ref = "".join(f"${{{name}}}" for name in names)
     sgw = gateway_factory({"gateway": {"auth": {"mode": "token", "token": TOKEN}},
-                           "agents": {"defaults": {"systemPrompt": prompt}}}, wait_ready=False)
-    sgw.wait_ready(timeout=60)
+                           "agents": {"defaults": {"systemPrompt": prompt_ref}}}, env=env)
     pid = sgw.proc.pid
     healthy = ws_clients(sgw.url)
     # warm up: one full config.get on a reading client, so the baseline includes the steady state
-    size = len(json.dumps(healthy.request("config.get", timeout=10)["payload"]))
-    assert size > 1_000_000
+    payload = healthy.request("config.get", timeout=10)["payload"]
+    assert payload["resolved"]["agents"]["defaults"]["systemPrompt"] == "".join(env[n] for n in names)
+    assert len(json.dumps(payload)) > 2_000_000
     baseline = vm_rss(pid)
 
     peak = [baseline]
@@ -306,7 +310,7 @@ def test_slow_consumer_is_closed_and_others_stay_served(gateway_factory, ws_clie
         hello = slow.recv_json()
         assert hello["ok"] is True
         conn_id = hello["payload"]["server"]["connId"]
-        requests = 100
+        requests = 50
         for i in range(requests):
             slow.send_text(json.dumps({"type": "req", "id": f"big{i}", "method": "config.get"}))
         # never read; meanwhile another client keeps being answered quickly
