@@ -196,7 +196,7 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
             return False
         if self._unsent > MAX_BUFFERED_BYTES:
             if droppable:
-                log.debug("payload.large: skipped event for slow consumer %s", self.conn_id,
+                log.info("payload.large: skipped event for slow consumer %s", self.conn_id,
                           extra={"connId": self.conn_id, "data": {"surface": "ws-outbound",
                                  "size": len(data), "limit": MAX_BUFFERED_BYTES, "reason": "skip"}})
                 return False
@@ -317,7 +317,7 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         text = "gateway is shutting down" if reason == "draining" else "gateway starting"
         err = GatewayError(UNAVAILABLE, text, retryable=True, retry_after_ms=2000,
                            details={"reason": reason})
-        raise _Refused(err, CLOSE_TRY_LATER, reason="gateway starting")
+        raise _Refused(err, CLOSE_TRY_LATER, reason=text)
 
     def _negotiate(self, params: ConnectParams) -> int:
         if params.min_protocol <= PROTOCOL_VERSION <= params.max_protocol:
