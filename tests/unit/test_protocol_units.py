@@ -504,3 +504,38 @@ def test_describe_validation_error():
     assert _problem({"minProtocol": 4, "maxProtocol": 4, "client": client, "scopes": [1]}) == \
         "scopes[0]: expected str, got int"
     assert _problem({"type": "req", "id": "x"}, RequestFrame) == "method: required"
+
+
+# --- the health event (§7.2): published through the hub only when the content changed ---------------
+
+
+def test_health_event_only_on_content_change(tmp_path):
+    from actors import registry
+    from actors.health import HealthActor
+
+    captured = Captured()
+    hub_ref = EventHub.start(captured, {"host": "gw", "version": "2026.9.6"})
+    registry.register("events", hub_ref)
+    health_ref = HealthActor.start(str(tmp_path), "hybrid", period_s=0.1)
+    try:
+        ask(hub_ref, "subscribe", sub("watcher", role="node"), None)
+        assert captured.none(0.5)  # rebuilds every 0.1 s, but only ts/durationMs change
+        ask(health_ref, "set_sessions", "main", 3, [{"key": "agent:main:main", "updatedAt": 1, "age": 5}])
+        recipients, event, payload, versions, is_droppable = captured.next()
+        assert (recipients, event, is_droppable) == (("watcher",), "health", True)
+        assert versions == {"presence": 1, "health": 2}
+        assert payload["ok"] is True and payload["sessions"]["count"] == 3
+        assert payload["agents"][0]["sessions"]["count"] == 3
+        assert payload["sessions"]["path"] == str(tmp_path / "agents" / "main" / "sessions.sqlite")
+        assert captured.none(0.4)  # unchanged again: no more events
+        # only the age of a recent row changed: not a content change
+        ask(health_ref, "set_sessions", "main", 3, [{"key": "agent:main:main", "updatedAt": 1, "age": 9}])
+        assert captured.none(0.4)
+        ask(health_ref, "set_config_reload", {"mode": "hybrid", "status": "error", "lastReloadAt": 5,
+                                              "lastError": "bad", "pendingRestart": []})
+        _, _, payload, versions, _ = captured.next()
+        assert payload["configReload"]["status"] == "error" and versions["health"] == 3
+    finally:
+        health_ref.stop()
+        registry.unregister("events", hub_ref)
+        hub_ref.stop()
