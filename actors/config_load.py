@@ -107,7 +107,7 @@ def _read(path: Path) -> tuple[bytes, bool, list[Issue]]:
 
 def _parse(raw: str, path: Path, issues: list[Issue]) -> dict | None:
     try:
-        doc = json5.loads(raw, allow_duplicate_keys=False) if raw.strip() else {}
+        doc = _parse_text(raw) if raw.strip() else {}
     except ValueError as exc:
         issues.append(Issue("", f"{path}:{_json5_position(str(exc))}", "parse"))
         return None
@@ -115,6 +115,26 @@ def _parse(raw: str, path: Path, issues: list[Issue]) -> dict | None:
         issues.append(Issue("", f"{path}: the root must be an object", "parse"))
         return None
     return doc
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _NotPlainJson
+    return dict(pairs)
+
+
+class _NotPlainJson(Exception):
+    pass
+
+
+def _parse_text(raw: str) -> Any:
+    """Plain JSON through the C parser (the pure-Python JSON5 one needs seconds per MB);
+    anything else, duplicate keys included, through JSON5 for its rules and messages."""
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicates)
+    except (ValueError, _NotPlainJson):
+        return json5.loads(raw, allow_duplicate_keys=False)
 
 
 def _json5_position(message: str) -> str:
@@ -309,14 +329,20 @@ def redact_raw(raw: str, parsed: dict | None) -> str:
     if not secrets:
         return raw
 
+    longest = max(len(v) for v in secrets)
+
     def replace(m: re.Match) -> str:
         token = m.group(0)
-        if token.startswith("/"):
+        # An escape takes at most 6 characters (\uXXXX): longer literals cannot hold a secret.
+        if token.startswith("/") or len(token) > 6 * longest + 2:
             return token
-        try:
-            value = json5.loads(token)
-        except ValueError:
-            return token
+        if "\\" not in token:
+            value = token[1:-1]
+        else:
+            try:
+                value = json5.loads(token)
+            except ValueError:
+                return token
         return f'"{REDACTED}"' if value in secrets else token
 
     return _JSON5_TOKEN.sub(replace, raw)

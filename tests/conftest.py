@@ -55,9 +55,8 @@ class GatewayProcess:
             config.setdefault("logging", {}).setdefault("file", str(self.log_path))
             self.config_path.write_text(json.dumps(config, indent=2))
         self.port = port if port is not None else free_port()
-        self.env = {**os.environ, "OPENCLAW_STATE_DIR": str(self.state_dir), **env}
-        self.env.pop("OPENCLAW_CONFIG_PATH", None)
-        self.env.pop("OPENCLAW_GATEWAY_TOKEN", None)
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "CLAWDBOT_"))}
+        self.env = {**inherited, "OPENCLAW_STATE_DIR": str(self.state_dir), **env}
         self.args = args
         self.stdout_path, self.stderr_path = root / "stdout.txt", root / "stderr.txt"
         self.proc: subprocess.Popen | None = None

@@ -40,7 +40,7 @@ def make_server(state: GatewayState, sockets: list) -> tornado.httpserver.HTTPSe
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
-    if handler.get_status() >= 500:
+    if handler.get_status() >= 500 and handler.get_status() != 503:  # 503: /readyz while starting
         log.warning("%s %s -> %d", handler.request.method, handler.request.path, handler.get_status())
 
 

@@ -424,10 +424,9 @@ def test_config_get_with_no_file(gateway_factory, ws_clients):
     assert TOKEN not in json.dumps(payload)
 
 
-@pytest.mark.xfail(strict=True, reason="actors/config_load.py redact_raw (b7e99e4) runs the pure-Python JSON5 "
-                   "parser on every string literal of the file on each config.get: ~5 µs per character")
 def test_config_get_stays_fast_with_a_large_string(gateway_factory, ws_clients):
-    big = "".join(chr(0x61 + (i % 26)) for i in range(128 * 1024))
+    """Redacting `raw` must not re-parse every literal (that cost seconds per 256 KiB)."""
+    big = "".join(chr(0x61 + (i % 26)) for i in range(256 * 1024))
     lgw = gateway_factory({"gateway": {"auth": {"mode": "token", "token": TOKEN}},
                            "agents": {"defaults": {"systemPrompt": big}}}, wait_ready=False)
     lgw.wait_ready(timeout=60)
@@ -436,4 +435,4 @@ def test_config_get_stays_fast_with_a_large_string(gateway_factory, ws_clients):
     for _ in range(2):
         payload = client.request("config.get", timeout=30)["payload"]
     assert payload["parsed"]["agents"]["defaults"]["systemPrompt"] == big
-    assert (time.monotonic() - started) / 2 < 0.25
+    assert (time.monotonic() - started) / 2 < 1.0
