@@ -43,6 +43,9 @@ import loadgen  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 TARGETS = {"ratio_pct": 50.0, "cold_start_ms": 1000.0, "idle_rss_mb": 60.0}
+# Other processes using more than this (% of one core, median over the rounds) during the
+# throughput runs make req/s unreliable on a 2-core machine: the report says so.
+NOISY_OTHER_PCT = 30.0
 
 
 def venv_python() -> str:
@@ -207,12 +210,12 @@ def source_info() -> dict:
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
+                                  timeout=10).stdout
         except (OSError, subprocess.SubprocessError):
             return ""
     dirty = [line[3:] for line in git("status", "--porcelain", "--", "actors", "transport", "cli",
-                                      "pyproject.toml").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_gateway_files": dirty}
+                                      "pyproject.toml").splitlines() if len(line) > 3]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "uncommitted_gateway_files": dirty}
 
 
 def median_of(rounds: list[dict], key: str) -> float | None:
@@ -285,6 +288,8 @@ def run(args: argparse.Namespace) -> dict:
                 "errors": sum(x["errors"] for x in rounds[name]),
             }
         g, b = result["throughput"]["gateway"], result["throughput"]["bare"]
+        noise = max(g["median_other_cpu_pct"] or 0, b["median_other_cpu_pct"] or 0)
+        result["throughput"]["noisy"] = noise > NOISY_OTHER_PCT
         result["throughput"]["ratio_pct"] = 100.0 * g["median_rps"] / b["median_rps"] if b["median_rps"] else None
         if g["median_server_cpu_us_per_req"] and b["median_server_cpu_us_per_req"]:
             result["throughput"]["cpu_efficiency_ratio_pct"] = (
@@ -381,6 +386,14 @@ def report(result: dict) -> str:
         f"{_mb(sb['rss_before_kb']) + ' -> ' + _mb(sb['rss_connected_kb']):>14}",
         f"{'  RSS per extra connection (KiB)':<42}{sg.get('rss_per_conn_kb', 0):>14.1f}{sb.get('rss_per_conn_kb', 0):>14.1f}",
         "",
+    ]
+    if tp.get("noisy"):
+        lines += [
+            "WARNING: other processes used up to %.0f%% of a core during the throughput runs; req/s and"
+            % max(g["median_other_cpu_pct"] or 0, b["median_other_cpu_pct"] or 0),
+            "the ratio are unreliable. Compare 'server CPU per request' or rerun on a quieter machine.",
+        ]
+    lines += [
         "load average %.2f at start, %.2f at end; %s" % (result["machine"]["loadavg_start"][0],
                                                         result["machine"]["loadavg_end"][0],
                                                         "all targets met" if result["verdict"]["all_pass"]
@@ -399,6 +412,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short settings: finishes in under a minute")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--verbose", action="store_true", help="progress on stderr even with --json")
+    parser.add_argument("--save", metavar="PATH", help="also write the JSON document to PATH")
     parser.add_argument("--rounds", type=int, help="rounds per server (default 3)")
     parser.add_argument("--duration", type=float, help="measured seconds per throughput run (10; quick 3)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per throughput run (2; quick 1)")
@@ -435,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; every started process was stopped", file=sys.stderr)
         return 130
+    if args.save:
+        Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
     else:
