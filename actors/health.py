@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -35,8 +35,10 @@ def default_reload_status(mode: str) -> dict:
 
 
 class HealthActor(GatewayActor):
-    def __init__(self, state_dir: str, reload_mode: str = "hybrid", period_s: float = 5.0) -> None:
+    def __init__(self, state_dir: str, reload_mode: str = "hybrid", period_s: float = 5.0,
+                 mirror: Callable[[dict], None] | None = None) -> None:
         super().__init__()
+        self._mirror = mirror
         self._state_dir = state_dir
         self._period = period_s
         self._reload = default_reload_status(reload_mode)
@@ -47,7 +49,9 @@ class HealthActor(GatewayActor):
         self._timer: threading.Timer | None = None
 
     def on_start(self) -> None:
-        self._last_content = self._content(self._build(0))
+        summary = self.summary()
+        self._last_content = self._content(summary)
+        self._push(summary)
         self._schedule()
 
     def on_stop(self) -> None:
@@ -58,9 +62,11 @@ class HealthActor(GatewayActor):
 
     def set_config_reload(self, status: dict) -> None:
         self._reload = dict(status)
+        self._push(self.summary())
 
     def set_sessions(self, agent_id: str, count: int, recent: list[dict]) -> None:
         self._sessions[agent_id] = {"count": count, "recent": recent[:5]}
+        self._push(self.summary())
 
     def set_channel(self, channel: str, label: str, summary: dict | None) -> None:
         if summary is None:
@@ -69,6 +75,7 @@ class HealthActor(GatewayActor):
         else:
             self._channels[channel] = summary
             self._channel_labels[channel] = label
+        self._push(self.summary())
 
     # --- the summary -----------------------------------------------------------------------
 
@@ -84,6 +91,7 @@ class HealthActor(GatewayActor):
     def refresh(self) -> None:
         """Rebuild, publish if the content changed, and schedule the next rebuild."""
         summary = self.summary()
+        self._push(summary)
         content = self._content(summary)
         if content != self._last_content:
             self._last_content = content
@@ -91,6 +99,10 @@ class HealthActor(GatewayActor):
             if events is not None:
                 events.tell(Call("publish_health", (summary,)))
         self._schedule()
+
+    def _push(self, summary: dict) -> None:
+        if self._mirror is not None:
+            self._mirror(summary)
 
     def _build(self, duration_ms: int) -> dict:
         main = self._agent_sessions(DEFAULT_AGENT_ID)

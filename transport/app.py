@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import tornado.httpserver
 import tornado.web
@@ -62,3 +63,18 @@ def make_deliver(loop: asyncio.AbstractEventLoop, state: GatewayState):
             pass
 
     return deliver
+
+
+def make_health_mirror(loop: asyncio.AbstractEventLoop, state: GatewayState):
+    """The HealthActor's `mirror`: keeps its latest summary on the loop for `health`."""
+
+    def store(summary: dict) -> None:
+        state.health, state.health_at = summary, time.monotonic()
+
+    def mirror(summary: dict) -> None:
+        try:
+            loop.call_soon_threadsafe(store, summary)
+        except RuntimeError:  # the loop is gone: the gateway is stopping
+            pass
+
+    return mirror

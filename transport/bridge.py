@@ -51,10 +51,19 @@ async def ask(target: str | pykka.ActorRef, method: str, *args: Any,
         ref.tell(Call(method, args, kwargs, reply))
     except pykka.ActorDeadError:
         raise ActorUnavailable(f"{target} is not running") from None
+    if timeout is None:
+        return await fut
+    # One timer on the same future: cheaper than wait_for, which wraps it in another task.
+    timer = loop.call_later(timeout, _expire, fut, f"{target} did not answer {method} within {timeout:g}s")
     try:
-        return await asyncio.wait_for(fut, timeout)
-    except asyncio.TimeoutError:
-        raise ActorUnavailable(f"{target} did not answer {method} within {timeout:g}s") from None
+        return await fut
+    finally:
+        timer.cancel()
+
+
+def _expire(fut: asyncio.Future, message: str) -> None:
+    if not fut.done():
+        fut.set_exception(ActorUnavailable(message))
 
 
 def tell(target: str | pykka.ActorRef, method: str, *args: Any, **kwargs: Any) -> bool:

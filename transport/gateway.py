@@ -29,7 +29,7 @@ from actors.paths import ensure_private_dir, env, resolve_config_path, resolve_s
 from actors.settings import StartupRefusal
 from actors.supervisor import ChildSpec, Supervisor
 from transport import bridge, ports
-from transport.app import make_deliver, make_server
+from transport.app import make_deliver, make_health_mirror, make_server
 from transport.lock import ForceError, InstanceLock, LockHeld, audit, force_free_port, force_takeover_lock
 from transport.loopstats import LoopProbe
 from transport.protocol import PROJECT_VERSION, SERVER_VERSION, encoder
@@ -309,12 +309,13 @@ class Gateway:
     def _children(self, loop: asyncio.AbstractEventLoop) -> list[ChildSpec]:
         snapshot, state_dir = self.startup.snapshot, str(self.state_dir)
         deliver = make_deliver(loop, self.state)
+        mirror = make_health_mirror(loop, self.state)
         presence = self_presence(self.state_dir)
         reload_mode = snapshot.config.gateway.reload.mode
         return [
             ChildSpec("config", lambda: ConfigActor.start(snapshot)),
             ChildSpec("events", lambda: EventHub.start(deliver, presence)),
-            ChildSpec("health", lambda: HealthActor.start(state_dir, reload_mode)),
+            ChildSpec("health", lambda: HealthActor.start(state_dir, reload_mode, mirror=mirror)),
         ]
 
     def _ready(self) -> None:

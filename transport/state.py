@@ -38,10 +38,18 @@ class GatewayState:
     limiter: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
     loop_probe: "LoopProbe | None" = None
     in_flight: int = 0
+    health: dict | None = None  # the HealthActor's latest summary, mirrored on the loop
+    health_at: float = 0.0  # monotonic time the mirror was last refreshed
     extra: dict[str, Any] = field(default_factory=dict)
 
     def uptime_ms(self) -> int:
         return int((time.monotonic() - self.started_mono) * 1000)
+
+    def cached_health(self, max_age_s: float = 60.0) -> dict | None:
+        """The mirrored health summary if it is younger than `max_age_s` (protocol §9.1)."""
+        if self.health is not None and time.monotonic() - self.health_at < max_age_s:
+            return self.health
+        return None
 
     @property
     def ready(self) -> bool:

@@ -24,6 +24,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketProtocol13
 from actors.events import Subscriber
 from transport import bridge
 from transport.auth import check_secret, is_loopback_request, lockout_error, origin_allowed
+from transport.methods.system import health_summary
 from transport.dispatch import Caller, dispatch, method_names
 from transport.protocol import (
     BUILD_ID, CLOSE_INTERNAL, CLOSE_POLICY, CLOSE_PROTOCOL, CLOSE_RESTART, CLOSE_TOO_BIG,
@@ -388,8 +389,7 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
 
     async def _hello(self, params: ConnectParams, protocol: int, method: str, role: str,
                      scopes: list[str]) -> dict:
-        hub, health = await asyncio.gather(bridge.ask("events", "snapshot"),
-                                           bridge.ask("health", "summary"))
+        hub, health = await asyncio.gather(bridge.ask("events", "snapshot"), health_summary(self.state))
         state = self.state
         max_bytes = _attachment_max_bytes(state)
         return {

@@ -23,6 +23,7 @@ class Method:
 
 _TABLE: dict[str, Method] = {}
 _MODULES = ("system", "config")
+_loaded: list[bool] = []
 
 
 def method(name: str, *, scope: str, params: type | None = None,
@@ -35,6 +36,8 @@ def method(name: str, *, scope: str, params: type | None = None,
 
 
 def table() -> dict[str, Method]:
-    for module in _MODULES:
-        importlib.import_module(f"{__name__}.{module}")
+    if not _loaded:
+        for module in _MODULES:
+            importlib.import_module(f"{__name__}.{module}")
+        _loaded.append(True)
     return _TABLE

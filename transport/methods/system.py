@@ -28,9 +28,17 @@ class NoParams(msgspec.Struct):
     pass
 
 
+async def health_summary(state, probe: bool = False, timeout_ms: int = 10000) -> dict:
+    """The mirrored summary when it is fresh enough, else a rebuild by the HealthActor."""
+    cached = None if probe else state.cached_health()
+    if cached is not None:
+        return cached
+    return await bridge.ask("health", "summary", timeout=max(timeout_ms, 1000) / 1000)
+
+
 @method("health", scope=READ, params=HealthParams)
 async def health(params: HealthParams, ctx) -> dict:
-    return await bridge.ask("health", "summary", timeout=max(params.timeout_ms, 1000) / 1000)
+    return await health_summary(ctx.state, params.probe, params.timeout_ms)
 
 
 @method("system-presence", scope=READ, params=NoParams)
@@ -40,8 +48,8 @@ async def system_presence(params: NoParams, ctx) -> list:
 
 @method("status", scope=READ, params=StatusParams)
 async def status(params: StatusParams, ctx) -> dict:
-    summary = await bridge.ask("health", "summary")
     state = ctx.state
+    summary = await health_summary(state)
     result = {
         "runtimeVersion": SERVER_VERSION,
         "heartbeat": {"defaultAgentId": DEFAULT_AGENT_ID,
