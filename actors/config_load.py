@@ -260,19 +260,24 @@ def _describe(value: Any) -> str:
     return "array" if isinstance(value, list) else "object"
 
 
+def valid_bind(value: str) -> bool:
+    """A bind mode, or an IP literal (whether it is local is checked at startup)."""
+    return value in BIND_MODES or is_ip(value)
+
+
 def _check_bind(config: Config) -> list[Issue]:
     gw = config.gateway
-    if gw.bind not in BIND_MODES and not _is_ip(gw.bind):
+    if not valid_bind(gw.bind):
         return [Issue("gateway.bind", f'invalid value "{gw.bind}" (expected loopback | lan | '
                       'tailnet | custom | auto | <ip address>)', "enum")]
     if gw.bind == "custom" and not gw.custom_bind_host:
         return [Issue("gateway.customBindHost", 'required when gateway.bind is "custom"', "required")]
-    if gw.custom_bind_host and not _is_ip(gw.custom_bind_host):
+    if gw.custom_bind_host and not is_ip(gw.custom_bind_host):
         return [Issue("gateway.customBindHost", f'invalid IP address "{gw.custom_bind_host}"', "type")]
     return []
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:

@@ -10,7 +10,8 @@ import click
 from cli import health as health_cmd
 from cli.client import connection_options, run_call
 from cli.output import fail_usage
-from transport.startup import RunOptions, valid_bind
+from actors.config_load import valid_bind
+from transport.startup import RunOptions
 
 
 def _port(value: int | None) -> int | None:

@@ -133,16 +133,21 @@ def gateway_factory(tmp_path: Path) -> Iterator:
     def make(config: dict | None = None, args: list[str] | None = None, env: dict | None = None,
              start: bool = True, wait_ready: bool = True, port: int | None = None,
              name: str | None = None) -> GatewayProcess:
-        root = tmp_path / (name or f"gw{len(started)}")
-        gw = GatewayProcess(root, config, list(args or []), dict(env or {}), port)
-        started.append(gw)
-        if start:
-            gw.start(wait_ready)
-        return gw
+        return _launch(started, tmp_path / (name or f"gw{len(started)}"), config, args, env,
+                       start, wait_ready, port)
 
     yield make
     for gw in started:
         gw.stop(10)
+
+
+def _launch(started: list, root: Path, config: dict | None, args: list[str] | None, env: dict | None,
+            start: bool, wait_ready: bool, port: int | None = None) -> GatewayProcess:
+    gw = GatewayProcess(root, config, list(args or []), dict(env or {}), port)
+    started.append(gw)
+    if start:
+        gw.start(wait_ready)
+    return gw
 
 
 @pytest.fixture
@@ -248,12 +253,7 @@ def module_gateway_factory(tmp_path_factory) -> Iterator:
 
     def make(config: dict | None = None, args: list[str] | None = None, env: dict | None = None,
              start: bool = True, wait_ready: bool = True, name: str = "mgw") -> GatewayProcess:
-        root = tmp_path_factory.mktemp(name)
-        gw = GatewayProcess(root, config, list(args or []), dict(env or {}))
-        started.append(gw)
-        if start:
-            gw.start(wait_ready)
-        return gw
+        return _launch(started, tmp_path_factory.mktemp(name), config, args, env, start, wait_ready)
 
     yield make
     for gw in started:

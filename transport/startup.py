@@ -9,7 +9,6 @@ import logging
 import msgspec
 
 from actors.config_load import ConfigSnapshot
-from actors.config_schema import BIND_MODES
 from actors.settings import AuthSettings, StartupRefusal, resolve_auth, resolve_port
 from transport import ports
 
@@ -48,18 +47,6 @@ def dev_overrides(snapshot: ConfigSnapshot) -> ConfigSnapshot:
     logging_cfg = msgspec.structs.replace(cfg.logging, console_level="debug")
     config = msgspec.structs.replace(cfg, gateway=gateway, logging=logging_cfg)
     return msgspec.structs.replace(snapshot, config=config)
-
-
-def valid_bind(value: str) -> bool:
-    return value in BIND_MODES or _is_ip(value)
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def resolve_bind_host(mode: str, custom_host: str | None) -> str:
