@@ -56,13 +56,13 @@ def run(ctx: click.Context, port: int | None, bind: str | None, token: str | Non
     """
     if bind is not None and not valid_bind(bind):
         fail_usage(f'invalid --bind "{bind}" (expected loopback | lan | tailnet | custom | auto | <ip address>)')
-    from transport import gateway as runtime  # heavy imports only for the server
+    from transport import process  # heavy imports only for the server
 
     obj = ctx.find_root().obj or {}
     opts = RunOptions(port=_port(port), bind=bind, token=token, password=password, verbose=verbose,
                       force=force, dev=dev, allow_unconfigured=allow_unconfigured,
                       log_level=obj.get("log_level"), no_color=bool(obj.get("no_color")))
-    sys.exit(runtime.run(opts))
+    sys.exit(process.run(opts))
 
 
 @gateway.command()

@@ -4,7 +4,6 @@ reachable. A down gateway is reported, not an error."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import click
 

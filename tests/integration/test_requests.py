@@ -4,10 +4,8 @@ methods (§9, §10.2), against the real gateway process."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import threading
 import time
 import uuid
 
