@@ -11,41 +11,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import time
 import uuid
 from typing import Any
 
 import msgspec
 import tornado.websocket
-from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketProtocol13
 
 from actors.events import Subscriber
 from transport import bridge
-from transport.auth import check_secret, is_loopback_request, lockout_error, origin_allowed
-from transport.methods.system import health_summary
-from transport.dispatch import Caller, dispatch, method_names
+from transport.auth import is_loopback_request
+from transport.dispatch import Caller, dispatch
+from transport.handshake import Handshake, Refused, readable_id, tick_interval_ms
 from transport.protocol import (
-    BUILD_ID, CLOSE_INTERNAL, CLOSE_POLICY, CLOSE_PROTOCOL, CLOSE_RESTART, CLOSE_TOO_BIG,
-    CLOSE_TRY_LATER, CLOSE_UNSUPPORTED, DEFAULT_OPERATOR_SCOPES, HANDSHAKE_TIMEOUT_MS,
-    MAX_BUFFERED_BYTES, MAX_HANDSHAKE_FRAME, MAX_PAYLOAD, MIN_NODE_PROTOCOL, OPERATOR_SCOPES,
-    PROTOCOL_VERSION, SERVER_VERSION, UNAVAILABLE, ConnectParams, GatewayError, RequestFrame,
-    any_decoder, connect_params_problem, describe_validation_error, encode_error, encode_event,
-    encode_ok, encoder, frame_decoder, invalid,
+    CLOSE_INTERNAL, CLOSE_POLICY, CLOSE_RESTART, CLOSE_UNSUPPORTED, HANDSHAKE_TIMEOUT_MS,
+    MAX_BUFFERED_BYTES, MAX_HANDSHAKE_FRAME, MAX_PAYLOAD, UNAVAILABLE, ConnectParams, GatewayError,
+    RequestFrame, describe_validation_error, encode_error, encode_event, encode_ok, encoder,
+    frame_decoder, invalid,
 )
-from transport.state import DRAINING, READY, GatewayState
+from transport.state import GatewayState
+from transport.ws_protocol import LingeringProtocol
 
 log = logging.getLogger("openclaw.ws")
 
-EVENTS = ["connect.challenge", "tick", "presence", "health", "shutdown"]
 UNTRACKED_MODES = frozenset({"cli", "backend", "probe"})
-
-
-def tick_interval_ms() -> int:
-    # A test knob: the protocol's interval is 30 s, which no test wants to wait for.
-    value = os.environ.get("OPENCLAW_TICK_INTERVAL_MS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else 30000
 
 
 def handshake_timeout_ms() -> int:
@@ -61,58 +51,6 @@ def _reason(text: str) -> str:
     """Close reasons are cut to 123 bytes (§2.4)."""
     data = text.encode("utf-8")[:123]
     return data.decode("utf-8", errors="ignore")
-
-
-class _Protocol(WebSocketProtocol13):
-    """Tornado's protocol, with the close reason our spec gives for an oversized frame and a
-    lingering close after it.
-
-    Tornado answers a frame over the size cap with a 1009 close frame and closes the socket at
-    once, with the rest of the frame still unread; the kernel then resets the connection and
-    the client, typically still sending, often loses the close frame and sees 1006. Instead the
-    socket is half-closed after the close frame is flushed and its input drained (and dropped)
-    for up to LINGER_S before it is closed.
-    """
-
-    LINGER_S = 2.0
-    _linger_wanted = False
-    _lingering: asyncio.Future | None = None
-
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        if self._lingering is not None:
-            return  # the drain closes the stream when it is done
-        if code == CLOSE_TOO_BIG and not self.server_terminated:
-            reason = "payload too large"
-            self._linger_wanted = True
-            log.warning("payload.large: inbound frame over %d bytes; closing",
-                        self.params.max_message_size, extra={"data": {
-                            "surface": "ws-inbound", "limit": self.params.max_message_size,
-                            "reason": "frame too large"}})
-        super().close(code, reason)
-
-    def _abort(self) -> None:
-        if self._lingering is not None:
-            self.client_terminated = self.server_terminated = True
-            return
-        stream = self.stream
-        if self._linger_wanted and stream is not None and not stream.closed():
-            self.client_terminated = self.server_terminated = True
-            self._lingering = asyncio.ensure_future(self._drain_then_close(stream))
-            return
-        super()._abort()
-
-    async def _drain_then_close(self, stream: Any) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.LINGER_S
-        try:
-            await asyncio.wait_for(stream.write(b""), self.LINGER_S)  # the close frame is out
-            stream.socket.shutdown(socket.SHUT_WR)
-            while (left := deadline - loop.time()) > 0:
-                await asyncio.wait_for(stream.read_bytes(1 << 16, partial=True), left)
-        except (StreamClosedError, asyncio.TimeoutError, OSError, AttributeError):
-            pass
-        finally:
-            stream.close()
 
 
 class GatewaySocket(tornado.websocket.WebSocketHandler):
@@ -156,7 +94,7 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
     def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
         proto = super().get_websocket_protocol()
         if isinstance(proto, WebSocketProtocol13):
-            proto.__class__ = _Protocol  # same state, our close(); Tornado has no factory hook
+            proto.__class__ = LingeringProtocol  # same state, our close(); Tornado has no factory hook
         return proto
 
     def open(self) -> None:
@@ -264,152 +202,22 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         self.close(code, _reason(reason or err.message))
 
     async def _handshake(self, data: str) -> None:
-        req_id = None
+        shake = Handshake(self.state, self.conn_id, self.nonce, self.remote_ip, self.loopback,
+                          self.request.headers)
         try:
-            frame = self._connect_frame(data)
-            req_id = frame.id
-            params = self._connect_params(frame)
-            self._check_phase()
-            protocol = self._negotiate(params)
-            method = self._authenticate(params)
-            role, scopes = self._resolve_role(params)
-            hello = await self._hello(params, protocol, method, role, scopes)
-        except _Refused as refusal:
-            self._fail(refusal.error, req_id if refusal.with_id else refusal.req_id, refusal.code,
-                       refusal.reason)
+            accepted = await shake.run(data)
+        except Refused as refusal:
+            self._fail(refusal.error, shake.req_id, refusal.code, refusal.reason)
             return
         except Exception as exc:  # noqa: BLE001 - one socket's fault never reaches the others
             log.error("handshake failed for %s: %s", self.conn_id, exc, exc_info=True)
-            self._fail(GatewayError(UNAVAILABLE, f"handshake failed: {exc}"), req_id, CLOSE_INTERNAL,
-                       "internal error")
+            self._fail(GatewayError(UNAVAILABLE, f"handshake failed: {exc}"), shake.req_id,
+                       CLOSE_INTERNAL, "internal error")
             return
         if self._closed:
             return
-        self._write(encode_ok(req_id, hello))
-        self._register(params, role, scopes)
-
-    def _connect_frame(self, data: str) -> RequestFrame:
-        try:
-            frame = frame_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            frame = None
-        if not isinstance(frame, RequestFrame) or frame.method != "connect":
-            raise _Refused(invalid("invalid handshake: first request must be connect"), CLOSE_POLICY,
-                           req_id=_readable_id(data), with_id=False)
-        return frame
-
-    def _connect_params(self, frame: RequestFrame) -> ConnectParams:
-        if not bytes(frame.params).lstrip().startswith(b"{"):
-            raise _Refused(invalid("invalid connect params: params must be an object"), CLOSE_POLICY)
-        try:
-            params = msgspec.json.decode(frame.params, type=ConnectParams)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            problem = describe_validation_error(exc) if isinstance(exc, msgspec.ValidationError) else str(exc)
-            raise _Refused(invalid(f"invalid connect params: {problem}"), CLOSE_POLICY) from None
-        problem = connect_params_problem(params)
-        if problem is not None:
-            raise _Refused(invalid(f"invalid connect params: {problem}"), CLOSE_POLICY)
-        return params
-
-    def _check_phase(self) -> None:
-        if self.state.phase == READY:
-            return
-        reason = "draining" if self.state.phase == DRAINING else "startup-sidecars"
-        text = "gateway is shutting down" if reason == "draining" else "gateway starting"
-        err = GatewayError(UNAVAILABLE, text, retryable=True, retry_after_ms=2000,
-                           details={"reason": reason})
-        raise _Refused(err, CLOSE_TRY_LATER, reason=text)
-
-    def _negotiate(self, params: ConnectParams) -> int:
-        if params.min_protocol <= PROTOCOL_VERSION <= params.max_protocol:
-            return PROTOCOL_VERSION
-        legacy_ok = params.client.mode == "probe" or (params.role == "node" and params.client.mode == "node")
-        if params.max_protocol == MIN_NODE_PROTOCOL and legacy_ok:
-            return MIN_NODE_PROTOCOL
-        err = invalid("protocol mismatch", details={"expectedProtocol": PROTOCOL_VERSION,
-                                                     "minProtocol": params.min_protocol,
-                                                     "maxProtocol": params.max_protocol})
-        raise _Refused(err, CLOSE_PROTOCOL)
-
-    def _authenticate(self, params: ConnectParams) -> str:
-        auth = self.state.auth
-        origin = self.request.headers.get("Origin")
-        key = self._limiter_key(auth.mode, origin)
-        limiter = self.state.limiter
-        if key is not None:
-            wait = limiter.retry_after_ms(key)
-            if wait is not None:
-                raise _Refused(lockout_error(wait), CLOSE_POLICY)
-        given = None
-        if params.auth is not None:
-            given = params.auth.token if auth.mode == "token" else params.auth.password
-        wrong, err = check_secret(auth, given)
-        if err is not None:
-            if wrong and key is not None:
-                limiter.failure(key)
-            raise _Refused(err, CLOSE_POLICY)
-        if key is not None:
-            limiter.success(key)
-        self._check_origin(origin)
-        return auth.mode
-
-    def _limiter_key(self, mode: str, origin: str | None) -> str | None:
-        if mode == "none":
-            return None
-        if origin and self.loopback:
-            return f"browser-origin:{origin}"
-        exempt = self.state.snapshot.config.gateway.auth.rate_limit.exempt_loopback
-        if self.loopback and exempt:
-            return None
-        return f"{self.remote_ip}|{mode}"
-
-    def _check_origin(self, origin: str | None) -> None:
-        if not origin:
-            return
-        allowed = self.state.snapshot.config.gateway.control_ui.allowed_origins
-        if not origin_allowed(origin, self.request.headers.get("Host"), allowed):
-            err = invalid("origin not allowed", details={"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED",
-                                                         "origin": origin})
-            raise _Refused(err, CLOSE_POLICY)
-
-    def _resolve_role(self, params: ConnectParams) -> tuple[str, list[str]]:
-        device = params.device
-        if device is not None and device.nonce != self.nonce:
-            err = invalid("device nonce mismatch", details={"code": "DEVICE_AUTH_NONCE_MISMATCH",
-                                                            "reason": "device-nonce-mismatch"})
-            raise _Refused(err, CLOSE_POLICY)
-        if params.role not in ("operator", "node"):
-            raise _Refused(invalid(f"invalid role: {params.role}"), CLOSE_POLICY)
-        if params.role == "node":
-            return "node", []
-        if params.scopes is msgspec.UNSET:
-            return "operator", list(DEFAULT_OPERATOR_SCOPES)
-        known = [s for s in params.scopes if s in OPERATOR_SCOPES]
-        return "operator", list(dict.fromkeys(known))
-
-    async def _hello(self, params: ConnectParams, protocol: int, method: str, role: str,
-                     scopes: list[str]) -> dict:
-        hub, health = await asyncio.gather(bridge.ask("events", "snapshot"), health_summary(self.state))
-        state = self.state
-        max_bytes = _attachment_max_bytes(state)
-        return {
-            "type": "hello-ok", "protocol": protocol,
-            "server": {"version": SERVER_VERSION, "buildId": BUILD_ID, "bootId": state.boot_id,
-                       "connId": self.conn_id},
-            "features": {"methods": method_names(), "events": list(EVENTS)},
-            "snapshot": {"presence": hub["presence"], "health": health,
-                         "stateVersion": hub["stateVersion"], "uptimeMs": state.uptime_ms(),
-                         "configPath": state.config_path, "stateDir": state.state_dir,
-                         "sessionDefaults": {"defaultAgentId": "main", "mainKey": "main",
-                                             "mainSessionKey": "agent:main:main"},
-                         "authMode": state.auth.mode,
-                         "appliedConfigHash": state.snapshot.revision_hash},
-            "auth": {"method": method, "role": role, "scopes": scopes},
-            "policy": {"maxPayload": MAX_PAYLOAD, "maxBufferedBytes": MAX_BUFFERED_BYTES,
-                       "tickIntervalMs": tick_interval_ms(),
-                       "attachments": {"maxBytes": max_bytes,
-                                       "maxImageBytes": min(max_bytes, 6291456)}},
-        }
+        self._write(encode_ok(accepted.req_id, accepted.hello))
+        self._register(accepted.params, accepted.role, accepted.scopes)
 
     def _register(self, params: ConnectParams, role: str, scopes: list[str]) -> None:
         client = params.client
@@ -463,7 +271,7 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
     def _bad_frame(self, data: str, exc: Exception) -> None:
         reason = describe_validation_error(exc) if isinstance(exc, msgspec.ValidationError) else "not JSON"
         log.info("invalid request frame from %s: %s", self.conn_id, reason, extra={"connId": self.conn_id})
-        req_id = _readable_id(data)
+        req_id = readable_id(data)
         if req_id is not None:
             self._write(encode_error(req_id, invalid(f"invalid request frame: {reason}").shape))
 
@@ -489,24 +297,3 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
             log.debug("← res %s %s %dms", frame.id, "ok" if ok else "error",
                       (time.perf_counter() - started) * 1000, extra={"connId": self.conn_id})
         self._write(data)
-
-
-class _Refused(Exception):
-    def __init__(self, error: GatewayError, code: int, *, req_id: str | None = None,
-                 with_id: bool = True, reason: str | None = None):
-        super().__init__(error.message)
-        self.error, self.code, self.req_id, self.with_id, self.reason = error, code, req_id, with_id, reason
-
-
-def _readable_id(data: str) -> str | None:
-    try:
-        obj = any_decoder.decode(data)
-    except msgspec.DecodeError:
-        return None
-    value = obj.get("id") if isinstance(obj, dict) else None
-    return value if isinstance(value, str) and value else None
-
-
-def _attachment_max_bytes(state: GatewayState) -> int:
-    media = state.snapshot.config.agents.get("defaults", {}).get("mediaMaxMb", 20)
-    return int(media) * 1048576 if isinstance(media, int) else 20971520
