@@ -64,5 +64,4 @@ def test_forbidden_unknown_field_names_it():
     with pytest.raises(GatewayError) as info:
         call(state(), "test.ok", b'{"n": 1, "x": 2}')
     assert info.value.code == "INVALID_REQUEST"
-    assert info.value.message.startswith("invalid test.ok params: ")
-    assert "x" in info.value.message
+    assert info.value.message == "invalid test.ok params: object contains unknown field x"
