@@ -226,20 +226,13 @@ def open_client(url: str, handshake: bool = True, headers: dict | None = None, *
 
 
 @pytest.fixture
-def client_factory(gateway) -> Iterator:
-    clients: list[Client] = []
+def client_factory(gateway, ws_clients):
+    """`client_factory(handshake=True, url=None, **connect_params)` → a Client of `gateway`."""
 
     def make(handshake: bool = True, url: str | None = None, **params: Any) -> Client:
-        client = open_client(url or gateway.url, handshake, **params)
-        clients.append(client)
-        return client
+        return ws_clients(url or gateway.url, handshake, **params)
 
-    yield make
-    for client in clients:
-        try:
-            client.close()
-        except Exception:  # noqa: BLE001 - already closed by the server
-            pass
+    return make
 
 
 # --- Added helpers (module-scoped gateways, client tracking, close inspection) -------------
