@@ -85,9 +85,6 @@ class HealthActor(GatewayActor):
         result["durationMs"] = int((time.perf_counter() - started) * 1000)
         return result
 
-    def config_reload(self) -> dict:
-        return dict(self._reload)
-
     def refresh(self) -> None:
         """Rebuild, publish if the content changed, and schedule the next rebuild."""
         summary = self.summary()

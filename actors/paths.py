@@ -60,6 +60,3 @@ def ensure_private_dir(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
-
-def display_path(path: str | Path) -> str:
-    return str(Path(path).absolute())

@@ -12,7 +12,7 @@ import tornado.web
 from transport.auth import is_loopback_request, lockout_error, secret_equal
 from transport.dispatch import Caller, dispatch
 from transport.protocol import (
-    DEFAULT_OPERATOR_SCOPES, HTTP_STATUS, INVALID_REQUEST, MAX_PAYLOAD, OPERATOR_SCOPES, ErrorShape,
+    INVALID_REQUEST, MAX_PAYLOAD, OPERATOR_SCOPES, ErrorShape,
     GatewayError, NonEmpty, describe_validation_error, encoder,
 )
 from transport.state import READY, GatewayState
@@ -104,15 +104,6 @@ def _check_bearer(handler: _Base) -> Caller | _Rejection:
                       {"WWW-Authenticate": "Bearer"})
 
 
-def bearer_caller(handler: _Base) -> Caller | None:
-    """The caller for a valid bearer, or None after answering 401/429 (§21.1)."""
-    outcome = _check_bearer(handler)
-    if isinstance(outcome, _Rejection):
-        _reject(handler, outcome)
-        return None
-    return outcome
-
-
 def _reject(handler: _Base, rejection: _Rejection) -> None:
     for name, value in rejection.headers.items():
         handler.set_header(name, value)
@@ -181,9 +172,3 @@ class RpcHandler(_Base):
         shape = ErrorShape(INVALID_REQUEST, message)
         self._json(status, encoder.encode({"id": req_id, "ok": False, "error": shape}))
 
-
-def status_for(code: str) -> int:
-    return HTTP_STATUS.get(code, 500)
-
-
-__all__ = ["LiveHandler", "ReadyHandler", "RpcHandler", "NotFoundHandler", "DEFAULT_OPERATOR_SCOPES"]
