@@ -110,7 +110,8 @@ def _reject(handler: _Base, rejection: _Rejection) -> None:
     handler._json(rejection.status, rejection.body)
 
 
-# Bodies up to this size (or their declared Content-Length, up to 1 GiB) are read, and dropped
+# Bodies up to this size (or, for an authorized caller, their declared Content-Length, up to
+# 1 GiB) are read, and dropped
 # past maxPayload, so that the client, which is still sending, reliably gets its 413 (a response
 # sent before the body was read is often lost to the TCP reset of closing the socket).
 BODY_READ_LIMIT = 4 * MAX_PAYLOAD
@@ -128,11 +129,11 @@ class RpcHandler(_Base):
         self._chunks: list[bytes] = []
         self._size = 0
         self._auth: Caller | _Rejection | None = None
-        length = self.request.headers.get("Content-Length", "")
-        declared = int(length) if length.isdigit() else 0
-        self.request.connection.set_max_body_size(max(BODY_READ_LIMIT, min(declared, 1 << 30)))
         if self.request.method == "POST" and self.state.snapshot.config.gateway.http.endpoints.rpc.enabled:
             self._auth = _check_bearer(self)
+        length = self.request.headers.get("Content-Length", "")
+        declared = int(length) if length.isdigit() and isinstance(self._auth, Caller) else 0
+        self.request.connection.set_max_body_size(max(BODY_READ_LIMIT, min(declared, 1 << 30)))
 
     def data_received(self, chunk: bytes) -> None:
         self._size += len(chunk)
