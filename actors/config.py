@@ -20,6 +20,13 @@ class ConfigActor(GatewayActor):
     def snapshot(self) -> ConfigSnapshot:
         return self._snapshot
 
+    def adopt(self, snapshot: ConfigSnapshot, applied: bool = True) -> None:
+        """Make `snapshot` the current one (a reload or a write accepted it); `applied=False`
+        keeps the applied hash where it was, for changes that wait for a restart."""
+        self._snapshot = snapshot
+        if applied:
+            self._applied_hash = snapshot.revision_hash
+
     def get_payload(self) -> dict:
         snap = self._snapshot
         return {
