@@ -36,12 +36,14 @@ def default_reload_status(mode: str) -> dict:
 
 class HealthActor(GatewayActor):
     def __init__(self, state_dir: str, reload_mode: str = "hybrid", period_s: float = 5.0,
-                 mirror: Callable[[dict], None] | None = None) -> None:
+                 mirror: Callable[[dict], None] | None = None,
+                 reload_status: dict | None = None) -> None:
         super().__init__()
         self._mirror = mirror
         self._state_dir = state_dir
         self._period = period_s
-        self._reload = default_reload_status(reload_mode)
+        # A restarted gateway keeps reporting the reload outcome that led to the restart.
+        self._reload = dict(reload_status) if reload_status else default_reload_status(reload_mode)
         self._channels: dict[str, dict] = {}
         self._channel_labels: dict[str, str] = {}
         self._sessions: dict[str, dict] = {}
@@ -61,6 +63,8 @@ class HealthActor(GatewayActor):
     # --- facts pushed by other actors -----------------------------------------------------
 
     def set_config_reload(self, status: dict) -> None:
+        """`configReload` (protocol §9.1): the loop-side reload glue owns it and pushes every
+        change; a changed status is published as a `health` event at the next rebuild."""
         self._reload = dict(status)
         self._push(self.summary())
 

@@ -8,6 +8,7 @@ import sys
 import click
 
 from cli import health as health_cmd
+from cli import restart as restart_cmd
 from cli.client import connection_options, run_call
 from cli.output import fail_usage
 from actors.config_load import valid_bind
@@ -31,7 +32,7 @@ class _RunByDefault(click.Group):
 
 @click.group(cls=_RunByDefault)
 def gateway() -> None:
-    """Run the gateway, or call it (`gateway call`, `gateway health`).
+    """Run the gateway, or call it (`gateway call`, `gateway health`, `gateway restart`).
 
     `openclaw gateway [OPTIONS]` alone runs the gateway in the foreground (= `gateway run`).
     """
@@ -79,3 +80,4 @@ def call(method: str, params: str, as_json: bool, **conn: object) -> None:
 
 
 gateway.add_command(health_cmd.gateway_health, "health")
+gateway.add_command(restart_cmd.restart, "restart")

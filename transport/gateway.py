@@ -1,5 +1,5 @@
 """One running gateway on bound sockets (cli-config §7.4 steps 5-6, §7.5): the actor tree
-behind a start barrier, readiness, signals, and the graceful stop."""
+behind a start barrier, readiness, signals, the in-process restart, and the graceful stop."""
 
 from __future__ import annotations
 
@@ -18,15 +18,20 @@ from pathlib import Path
 from actors import logs, registry
 from actors.config import ConfigActor
 from actors.events import EventHub
-from actors.health import HealthActor
+from actors.health import HealthActor, default_reload_status
+from actors.settings import StartupRefusal
 from actors.supervisor import ChildSpec, Supervisor
+from actors.watcher import WatcherActor
 from transport import bridge, ports
 from transport.app import make_deliver, make_health_mirror, make_server
 from transport.lock import InstanceLock, audit
+from transport.logsetup import configure_logging
 from transport.loopstats import LoopProbe
 from transport.protocol import PROJECT_VERSION, SERVER_VERSION, encoder
-from transport.startup import Plan, RunOptions
-from transport.state import DRAINING, READY, GatewayState
+from transport.reload import invalid_summary, make_on_change, reload_from_file, set_reload_status
+from transport.restart import RESTART_EXPECTED_MS, RestartRequest, RestartScheduler
+from transport.startup import Plan, RunOptions, load_for_boot, plan
+from transport.state import DRAINING, READY, STARTING, GatewayState
 
 log = logging.getLogger("openclaw.gateway")
 
@@ -58,46 +63,77 @@ def self_presence(state_dir: Path) -> dict:
 
 
 class Gateway:
-    """One running gateway on already bound sockets."""
+    """One running gateway on already bound sockets: a loop of boot cycles (start-up, then one
+    per in-process restart) that ends with the graceful stop."""
 
     def __init__(self, startup: Plan, port: int, state_dir: Path, opts: RunOptions,
-                 lock: InstanceLock, log_file: str) -> None:
+                 lock: InstanceLock, log_file: str, state_dir_from_env: bool = False) -> None:
         self.startup, self.port, self.state_dir, self.opts = startup, port, state_dir, opts
         self.lock, self.log_file = lock, log_file
+        self.sockets: list[socket.socket] = []  # the listeners now; a restart may replace them
         self.state = GatewayState(
             snapshot=startup.snapshot, auth=startup.auth, state_dir=str(state_dir),
             config_path=startup.snapshot.path, port=port, bind_mode=startup.bind_mode,
-            bind_host=startup.bind_host, dev=opts.dev, verbose=opts.verbose)
+            bind_host=startup.bind_host, dev=opts.dev, verbose=opts.verbose, opts=opts,
+            state_dir_from_env=state_dir_from_env, boot_snapshot=startup.snapshot,
+            reload_status=default_reload_status(startup.snapshot.config.gateway.reload.mode))
+        self.state.known_hash.set(startup.snapshot.hash)
         limit = startup.snapshot.config.gateway.auth.rate_limit
         self.state.limiter.configure(limit.max_attempts, limit.window_ms, limit.lockout_ms)
         self._stop: asyncio.Future | None = None  # result: (exit code, reason)
+        self._wake: asyncio.Event | None = None  # set when a restart request is due
         self._signals = 0
         self._draining: asyncio.Task | None = None  # the drain wait, while step 2 runs
         self._forced: int | None = None  # exit code set by a second signal
+        self._server = None
+        self._root = None
+        self._tasks: set[asyncio.Task] = set()  # signal-started reloads, kept until done
 
     # --- lifecycle --------------------------------------------------------------------------
 
     async def serve(self, sockets: list[socket.socket]) -> int:
         loop = asyncio.get_running_loop()
+        self.sockets = list(sockets)
         self._stop = loop.create_future()
+        self._wake = asyncio.Event()
+        self.state.restarts = RestartScheduler(
+            self._wake.set, lambda: self.state.snapshot.config.gateway.reload.cooldown_ms)
         self._install_signals(loop)
-        server = make_server(self.state, sockets)  # answers /readyz 503 from here on
+        self._server = make_server(self.state, self.sockets)  # answers /readyz 503 from here on
         self.state.loop_probe = LoopProbe()
         self.state.loop_probe.start()
-        root = None
+        await self._boot(loop, first=True)
+        while not self._stop.done():
+            request = await self._next_restart()
+            if request is not None:
+                await self._restart(loop, request)
+        self.state.restarts.cancel()
+        code, reason = self._stop.result()
+        return await self._shutdown(self._server, self._root, code, reason)
+
+    async def _boot(self, loop: asyncio.AbstractEventLoop, first: bool) -> None:
+        """§7.4 steps 5-6: the actors behind the start barrier, then ready."""
         try:
             if await self._until_stopped(_test_startup_delay()):
-                root = Supervisor.start(self._children(loop), max_restarts=5, period=60.0,
-                                        on_escalate=lambda reason: self._escalate(loop, reason),
-                                        name="core")
-                await self._until_stopped(bridge.ask(root, "start_children", timeout=60))
+                self._root = Supervisor.start(self._children(loop), max_restarts=5, period=60.0,
+                                              on_escalate=lambda reason: self._escalate(loop, reason),
+                                              name="core")
+                await self._until_stopped(bridge.ask(self._root, "start_children", timeout=60))
         except Exception as exc:  # noqa: BLE001 - a core actor could not start
             log.error("gateway failed to start: %s", exc)
             self._request_stop(EXIT_FAIL, f"startup failed: {exc}")
         if not self._stop.done():
-            self._ready()
-        code, reason = await self._stop
-        return await self._shutdown(server, root, code, reason)
+            self._ready(first)
+
+    async def _next_restart(self) -> RestartRequest | None:
+        """Wait for a due restart request, or the stop (then None)."""
+        wake = asyncio.ensure_future(self._wake.wait())
+        await asyncio.wait([wake, self._stop], return_when=asyncio.FIRST_COMPLETED)
+        wake.cancel()
+        if self._stop.done():
+            return None
+        self._wake.clear()
+        return self.state.restarts.take()
 
     async def _until_stopped(self, work) -> bool:
         """Run `work` unless a stop comes first (a signal during startup); True if it ran."""
@@ -114,16 +150,24 @@ class Gateway:
         deliver = make_deliver(loop, self.state)
         mirror = make_health_mirror(loop, self.state)
         presence = self_presence(self.state_dir)
-        reload_mode = snapshot.config.gateway.reload.mode
-        return [
+        reload_cfg, status = snapshot.config.gateway.reload, dict(self.state.reload_status)
+        children = [
             ChildSpec("config", lambda: ConfigActor.start(snapshot)),
             ChildSpec("events", lambda: EventHub.start(deliver, presence)),
-            ChildSpec("health", lambda: HealthActor.start(state_dir, reload_mode, mirror=mirror)),
+            ChildSpec("health", lambda: HealthActor.start(state_dir, reload_cfg.mode, mirror=mirror,
+                                                          reload_status=status)),
         ]
+        if reload_cfg.mode != "off":  # off: file edits wait for a restart or SIGHUP (§5.7)
+            included = getattr(snapshot, "included_files", ()) or ()
+            on_change, known = make_on_change(loop, self.state), self.state.known_hash
+            children.insert(1, ChildSpec("watcher", lambda: WatcherActor.start(
+                snapshot.path, included, reload_cfg.debounce_ms, known, on_change)))
+        return children
 
-    def _ready(self) -> None:
+    def _ready(self, first: bool) -> None:
         _save_last_good(self.startup.snapshot.path)
-        audit(self.state_dir, "start", port=self.port, reason="startup")
+        if first:
+            audit(self.state_dir, "start", port=self.port, reason="startup")
         auth, reload_mode = self.startup.auth, self.startup.snapshot.config.gateway.reload.mode
         host = self.startup.bind_host
         url_host = f"[{host}]" if ":" in host else host
@@ -131,15 +175,98 @@ class Gateway:
                  url_host, self.port, self.startup.bind_mode, auth.mode, reload_mode)
         log.info("config %s · state %s · log file %s", self.startup.snapshot.path, self.state_dir,
                  self.log_file or "(none)")
-        if auth.generated:
+        if auth.generated and first:
             _announce_token(auth.token, self.state_dir)
         self.state.phase = READY  # last: /readyz 200 means every startup step is done (§7.4)
+
+    # --- in-process restart (§7.5 last paragraph, protocol §11) -------------------------------
+
+    async def _restart(self, loop: asyncio.AbstractEventLoop, request: RestartRequest) -> None:
+        restarted = False
+        try:
+            async with self.state.reload_lock:  # no reload applies halfway through a cycle
+                restarted = await self._restart_cycle(loop, request)
+        except Exception as exc:  # noqa: BLE001 - a restart must never take the gateway down
+            log.error("restart failed: %s", exc)
+            set_reload_status(self.state, status="error", lastError=f"restart failed: {exc}")
+        finally:
+            self.state.restarts.finished(restarted)
+
+    async def _restart_cycle(self, loop: asyncio.AbstractEventLoop, request: RestartRequest) -> bool:
+        """Steps (1)-(7): validate, bind the new address first, drain, shutdown + 1012, actors
+        down, then boot again. False (still running unchanged) when the new config is unusable."""
+        audit(self.state_dir, "restart-requested", port=self.port, reason=request.reason)
+        snapshot = await loop.run_in_executor(None, load_for_boot, self.startup.snapshot.path, self.opts)
+        if not snapshot.valid:
+            self.state.known_hash.set(snapshot.hash)
+            return self._abort(f"restart aborted (invalid config): {invalid_summary(snapshot)}",
+                               f"invalid config: {invalid_summary(snapshot)}")
+        try:
+            new = plan(snapshot, self.opts, str(self.state_dir))
+        except StartupRefusal as exc:
+            return self._abort(f"restart aborted: {exc}", str(exc))
+        new_sockets = None
+        if (new.bind_host, new.port) != (self.startup.bind_host, self.startup.port):
+            try:  # before anything is torn down: a taken port leaves the gateway as it was
+                new_sockets = await loop.run_in_executor(None, ports.bind_listeners, new.bind_host, new.port)
+            except ports.BindError as exc:
+                return self._abort(f"restart aborted: {exc}; still serving on port {self.port}", str(exc))
+        log.info("restarting in-process (%s)", request.reason)
+        audit(self.state_dir, "restart", port=self.port, reason=request.reason)
+        self.state.phase = DRAINING
+        if not request.force:
+            drain_ms = request.drain_ms
+            if drain_ms is None:
+                drain_ms = self.startup.snapshot.config.gateway.restart_drain_timeout_ms
+            await self._drain(drain_ms / 1000)
+        await self._close_connections({"reason": "gateway restarting",
+                                       "restartExpectedMs": RESTART_EXPECTED_MS})
+        if self._root is not None:
+            await self._stop_actors(self._root)
+            self._root = None
+        if new_sockets is not None:
+            self._swap_listeners(new_sockets)
+        self._adopt_plan(new)
+        await self._boot(loop, first=False)
+        return True
+
+    def _abort(self, message: str, error: str) -> bool:
+        log.error(message)
+        set_reload_status(self.state, status="error", lastError=error)
+        return False
+
+    def _swap_listeners(self, new_sockets: list[socket.socket]) -> None:
+        """Serve on the new sockets; the old server stops listening and its sockets close."""
+        old_server, old_sockets = self._server, self.sockets
+        old_server.stop()
+        for sock in old_sockets:
+            sock.close()
+        self.sockets = new_sockets
+        self._server = make_server(self.state, new_sockets)
+
+    def _adopt_plan(self, new: Plan) -> None:
+        """The next boot's settings: same pid and lock, new snapshot and bootId."""
+        self.startup, self.port = new, self.sockets[0].getsockname()[1]
+        st = self.state
+        st.snapshot = st.boot_snapshot = new.snapshot
+        st.auth, st.port, st.bind_mode, st.bind_host = new.auth, self.port, new.bind_mode, new.bind_host
+        st.boot_id, st.phase = str(uuid.uuid4()), STARTING
+        st.known_hash.set(new.snapshot.hash)
+        limit = new.snapshot.config.gateway.auth.rate_limit
+        st.limiter.configure(limit.max_attempts, limit.window_ms, limit.lockout_ms)
+        try:
+            configure_logging(self.opts, new.snapshot, new.auth, self.state_dir, st.state_dir_from_env)
+        except (OSError, ValueError) as exc:  # keep the previous handlers
+            log.error("restart: logging not reconfigured: %s", exc)
+        st.reload_status = dict(default_reload_status(new.snapshot.config.gateway.reload.mode),
+                                lastReloadAt=int(time.time() * 1000))
+        self.lock.update(port=self.port)
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in FORCED_EXIT:
             loop.add_signal_handler(sig, self._on_signal, sig)
-        for sig in (signal.SIGHUP, signal.SIGUSR1):
-            loop.add_signal_handler(sig, self._on_unsupported, sig)
+        loop.add_signal_handler(signal.SIGUSR1, self._on_usr1)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         self._signals += 1
@@ -174,8 +301,16 @@ class Gateway:
         if self._stop is not None and not self._stop.done():
             self._stop.set_result((code, reason))
 
-    def _on_unsupported(self, sig: signal.Signals) -> None:
-        log.warning("%s ignored: config reload and in-process restart are not available yet", sig.name)
+    def _on_usr1(self) -> None:
+        log.info("received SIGUSR1; restarting in-process")
+        self.state.restarts.request("SIGUSR1")
+
+    def _on_hup(self) -> None:
+        """Reload now with hybrid rules, even when gateway.reload.mode is off (§7.5)."""
+        log.info("received SIGHUP; reloading the config")
+        task = asyncio.ensure_future(reload_from_file(self.state, "SIGHUP", mode="hybrid"))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _escalate(self, loop: asyncio.AbstractEventLoop, reason: str) -> None:
         """Called on an actor thread when a core actor restarted too often."""

@@ -15,14 +15,14 @@ import urllib.request
 from pathlib import Path
 
 from actors import logs
-from actors.config_load import load_config, secret_values
 from actors.paths import ensure_private_dir, env, resolve_config_path, resolve_state_dir
 from actors.settings import StartupRefusal
 from transport import ports
 from transport.gateway import FORCED_EXIT, Gateway
+from transport.logsetup import configure_logging
 from transport.lock import ForceError, InstanceLock, LockHeld, force_free_port, force_takeover_lock
 from transport.protocol import PROJECT_VERSION
-from transport.startup import Plan, RunOptions, dev_overrides, plan
+from transport.startup import Plan, RunOptions, load_for_boot, plan
 
 log = logging.getLogger("openclaw.gateway")
 
@@ -61,12 +61,11 @@ def _run(opts: RunOptions) -> int:
     os.umask(0o077)
     state_dir, state_src = resolve_state_dir(opts.dev)
     config_path, _ = resolve_config_path(state_dir)
-    snapshot = load_config(config_path)
+    snapshot = load_for_boot(config_path, opts)
     if not snapshot.valid:
         _print_invalid(config_path, snapshot)
         return EXIT_CONFIG
     if opts.dev:
-        snapshot = dev_overrides(snapshot)
         ensure_private_dir(state_dir / "workspace")
     ensure_private_dir(state_dir)
     try:
@@ -83,7 +82,7 @@ def _run(opts: RunOptions) -> int:
         where = startup.snapshot.config.logging.file or exc.filename
         print(f"logging.file: cannot open {where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_CONFIG
-    return _run_locked(opts, startup, state_dir, handle)
+    return _run_locked(opts, startup, state_dir, handle, state_src == "env")
 
 
 def _print_invalid(path: Path, snapshot) -> None:
@@ -93,23 +92,10 @@ def _print_invalid(path: Path, snapshot) -> None:
 
 
 def _setup_logging(opts: RunOptions, startup: Plan, state_dir: Path, from_env: bool):
-    cfg = startup.snapshot.config.logging
-    early: list[str] = []
-    file_level, console_level = logs.resolve_levels(
-        cli_level=opts.log_level, verbose=opts.verbose, env_level=os.environ.get("OPENCLAW_LOG_LEVEL"),
-        config_level=cfg.level, config_console_level=cfg.console_level, warn=early.append)
-    path = logs.log_file_path(cfg.file, str(state_dir), opts.dev, state_dir_from_env=from_env,
-                              warn=early.append)
-    secrets = [startup.auth.token, startup.auth.password, *secret_values(startup.snapshot.resolved)]
-    handle = logs.setup_logging(file_path=path, file_level=file_level, console_level=console_level,
-                                console_style=cfg.console_style, daily=not cfg.file,
-                                no_color=opts.no_color, secrets=secrets)
-    for line in early:
-        log.warning(line)
-    return handle
+    return configure_logging(opts, startup.snapshot, startup.auth, state_dir, from_env)
 
 
-def _run_locked(opts: RunOptions, startup: Plan, state_dir: Path, handle) -> int:
+def _run_locked(opts: RunOptions, startup: Plan, state_dir: Path, handle, from_env: bool) -> int:
     lock = InstanceLock(state_dir)
     info = {"port": startup.port, "bind": startup.bind_mode, "configPath": startup.snapshot.path,
             "version": PROJECT_VERSION}
@@ -128,8 +114,10 @@ def _run_locked(opts: RunOptions, startup: Plan, state_dir: Path, handle) -> int
         port = sockets[0].getsockname()[1]
         lock.update(port=port)
         _raise_fd_limit()
-        gateway = Gateway(startup, port, state_dir, opts, lock, log_file=str(handle.file_path or ""))
+        gateway = Gateway(startup, port, state_dir, opts, lock, log_file=str(handle.file_path or ""),
+                          state_dir_from_env=from_env)
         code = asyncio.run(gateway.serve(sockets))
+        sockets = gateway.sockets  # an in-process restart may have moved to new ones
         # The loop's signal handlers are gone with it; a stop signal from here on must not
         # kill the process before the lock file is deleted.
         late.install()

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from pathlib import Path
 
 import msgspec
 
-from actors.config_load import ConfigSnapshot
+from actors.config_load import ConfigSnapshot, load_config
 from actors.settings import AuthSettings, StartupRefusal, resolve_auth, resolve_port
 from transport import ports
 
@@ -47,6 +48,13 @@ def dev_overrides(snapshot: ConfigSnapshot) -> ConfigSnapshot:
     logging_cfg = msgspec.structs.replace(cfg.logging, console_level="debug")
     config = msgspec.structs.replace(cfg, gateway=gateway, logging=logging_cfg)
     return msgspec.structs.replace(snapshot, config=config)
+
+
+def load_for_boot(config_path: str | Path, opts: RunOptions) -> ConfigSnapshot:
+    """The config a (re)boot runs with: the file, plus `--dev`'s in-memory overrides when the
+    file is valid. Blocking file I/O: off the event loop (run it in an executor there)."""
+    snapshot = load_config(config_path)
+    return dev_overrides(snapshot) if opts.dev and snapshot.valid else snapshot
 
 
 def resolve_bind_host(mode: str, custom_host: str | None) -> str:

@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from actors.config_load import ConfigSnapshot
+from actors.health import default_reload_status
 from actors.settings import AuthSettings
+from actors.watcher import KnownHash
 from transport.auth import FailedAuthLimiter
 
 if TYPE_CHECKING:
     from transport.loopstats import LoopProbe
+    from transport.restart import RestartScheduler
+    from transport.startup import RunOptions
     from transport.ws import GatewaySocket
 
 STARTING, READY, DRAINING = "starting", "ready", "draining"
@@ -41,6 +46,20 @@ class GatewayState:
     health: dict | None = None  # the HealthActor's latest summary, mirrored on the loop
     health_at: float = 0.0  # monotonic time the mirror was last refreshed
     extra: dict[str, Any] = field(default_factory=dict)
+    # --- config reload (transport/reload.py) and in-process restart (transport/restart.py) ---
+    opts: "RunOptions | None" = None  # the run flags: they beat the config at every (re)boot
+    state_dir_from_env: bool = False  # picks the default log file name (logs.log_file_path)
+    boot_snapshot: ConfigSnapshot | None = None  # what this boot started with (pendingRestart)
+    # `snapshot` is the config applied now; `known_hash` the raw-file hash the gateway last
+    # wrote or applied, shared with the watcher thread, which ignores events of that content.
+    # Config writers set it before they rename the new file in place.
+    known_hash: KnownHash = field(default_factory=KnownHash)
+    reload_status: dict = field(default_factory=lambda: default_reload_status("hybrid"))
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    restarts: "RestartScheduler | None" = None
+    # Called with the changed channel paths on a `channel`-class reload (the channels issue
+    # plugs its channel restarts in here).
+    channel_reload_hooks: list[Callable[[list[str]], None]] = field(default_factory=list)
 
     def uptime_ms(self) -> int:
         return int((time.monotonic() - self.started_mono) * 1000)

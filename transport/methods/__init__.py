@@ -22,7 +22,7 @@ class Method:
 
 
 _TABLE: dict[str, Method] = {}
-_MODULES = ("system", "config")
+_MODULES = ("system", "config", "gateway")
 _loaded: list[bool] = []
 
 
