@@ -6,8 +6,8 @@ included files (`snapshot.included_files`, when the loader provides it) are watc
 way. watchfiles' iterator blocks, so it runs in a worker thread this actor owns and stops
 through `stop_event` (architecture §4: no blocking I/O in a message handler).
 
-Debounce: watchfiles groups changes until `step` ms pass without a new one, so `step` is
-`gateway.reload.debounceMs` of quiet. A settled change whose file content hashes to the hash
+Debounce: a change settles after `gateway.reload.debounceMs` without a further one (counted
+in the worker thread, at watchfiles' step resolution). A settled change whose file content hashes to the hash
 the gateway itself last wrote or applied (`KnownHash`) is ignored: it is the gateway's own
 write, or nothing changed. Anything else goes to `on_change` (injected by the transport,
 which loads and applies it on the event loop); this module never imports tornado.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -30,6 +31,7 @@ from actors.config_load import revision
 log = logging.getLogger("openclaw.gateway")
 
 MAX_BATCH_MS = 60_000  # watchfiles' cap on one group of changes, far above any debounce
+STEP_MS = 25  # watchfiles' polling step: the resolution of the debounce
 
 
 class KnownHash:
@@ -91,13 +93,23 @@ class WatcherActor(GatewayActor):
     # --- worker thread ---------------------------------------------------------------------
 
     def _watch(self, dirs: list[str]) -> None:
-        files = self._files
+        files, debounce_s = self._files, self._debounce_ms / 1000
+        pending: set[str] = set()
+        last_change = 0.0
         try:
+            # watchfiles yields a batch once STEP_MS passed without a new change, and an empty
+            # batch every STEP_MS of silence: the debounce below counts quiet time from those.
             for changes in watchfiles.watch(
                     *dirs, watch_filter=lambda _change, path: os.path.abspath(path) in files,
-                    debounce=MAX_BATCH_MS, step=max(self._debounce_ms, 1), stop_event=self._halt,
-                    rust_timeout=1000, yield_on_timeout=False, raise_interrupt=False):
-                paths = sorted({os.path.abspath(p) for _, p in changes})
+                    debounce=MAX_BATCH_MS, step=STEP_MS, rust_timeout=STEP_MS, yield_on_timeout=True,
+                    stop_event=self._halt, recursive=False, raise_interrupt=False):
+                now = time.monotonic()
+                if changes:
+                    pending |= {os.path.abspath(p) for _, p in changes}
+                    last_change = now - STEP_MS / 1000  # the batch had been quiet for a step
+                if not pending or now - last_change < debounce_s:
+                    continue
+                paths, pending = sorted(pending), set()
                 # Only the main file's hash is known; an included file's change always counts.
                 if paths == [self._config] and self._own_content(file_hash(self._config)):
                     log.debug("config watcher: ignoring the gateway's own write of %s", paths)

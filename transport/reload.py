@@ -58,8 +58,9 @@ async def apply_snapshot(state: GatewayState, snapshot: ConfigSnapshot, reason: 
         if not snapshot.valid:
             return _skip(state, snapshot, reason)
         mode = mode or snapshot.config.gateway.reload.mode
-        ignored = set(getattr(snapshot, "ignored_paths", ()) or ())  # OpenClaw-only keys
-        paths = [p for p in changed_paths(state.snapshot.resolved, snapshot.resolved) if p not in ignored]
+        ignored = _ignored(state.snapshot) | _ignored(snapshot)
+        paths = [p for p in changed_paths(state.snapshot.resolved, snapshot.resolved)
+                 if not _under(p, ignored)]
         groups = classify(paths)
         live = groups["hot"] + groups["channel"]
         now_ms = int(time.time() * 1000)
@@ -86,6 +87,16 @@ async def apply_snapshot(state: GatewayState, snapshot: ConfigSnapshot, reason: 
         if paths:
             log.info("config reloaded (%s): %s", reason, ", ".join(paths))
         return restart
+
+
+def _ignored(snapshot: ConfigSnapshot) -> set[str]:
+    """Top-most paths the loader marks as OpenClaw-only (`snapshot.ignored`, when the loader
+    has it): they have no effect here, so a change under them is class none."""
+    return set(getattr(snapshot, "ignored", ()) or ())
+
+
+def _under(path: str, roots: set[str]) -> bool:
+    return any(path == r or path.startswith((r + ".", r + "[")) for r in roots)
 
 
 def _skip(state: GatewayState, snapshot: ConfigSnapshot, reason: str) -> None:
@@ -120,7 +131,9 @@ async def _defer_or_restart(state: GatewayState, snapshot: ConfigSnapshot, reaso
 def _pending_restart(state: GatewayState, snapshot: ConfigSnapshot) -> list[str]:
     """Restart-class keys that differ from what this boot runs with."""
     boot = state.boot_snapshot or state.snapshot
-    return classify(changed_paths(boot.resolved, snapshot.resolved))["restart"]
+    ignored = _ignored(boot) | _ignored(snapshot)
+    paths = [p for p in changed_paths(boot.resolved, snapshot.resolved) if not _under(p, ignored)]
+    return classify(paths)["restart"]
 
 
 def _schedule(state: GatewayState, reason: str, paths: list[str], delay_ms: int) -> dict:
