@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -16,24 +15,19 @@ from typing import Any
 
 import json5
 import msgspec
-import msgspec.inspect
 
-from actors.config_schema import BIND_MODES, REDACTED, Config, is_sensitive_key
+from actors.config_include import KEY, resolve_includes
+from actors.config_schema import REDACTED, Config, is_sensitive_key
+from actors.config_validate import Issue, describe, is_ip, to_config, valid_bind, validate
 from actors.paths import env
+
+__all__ = ["ConfigSnapshot", "Issue", "load_config", "defaults", "effective", "redact", "redact_raw",
+           "secret_values", "valid_bind", "is_ip", "revision", "canonical_json", "ignored_paths",
+           "describe"]
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 _VAR = re.compile(r"\$?\$\{([A-Z_][A-Z0-9_]*)\}")
 _JSON5_ERR = re.compile(r"^<string>:(\d+) (.*) at column (\d+)$", re.S)
-_MSGSPEC_ERR = re.compile(r"^(.*) - at `\$(.*)`$")
-
-
-class Issue(msgspec.Struct, frozen=True):
-    path: str
-    message: str
-    code: str = "type"
-
-    def line(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class ConfigSnapshot(msgspec.Struct, frozen=True):
@@ -51,6 +45,8 @@ class ConfigSnapshot(msgspec.Struct, frozen=True):
     unresolved: dict[str, str]  # dotted path -> name of the unset ${VAR} left in place
     hash: str
     revision_hash: str
+    included_files: tuple[str, ...] = ()  # absolute paths of every $include read (watched too)
+    ignored: tuple[str, ...] = ()  # top-most paths known to OpenClaw only: no effect, class none
 
     @property
     def valid(self) -> bool:
@@ -73,14 +69,20 @@ def load_config(path: str | Path, environ: dict | None = None) -> ConfigSnapshot
     raw_bytes, exists, issues = _read(path)
     raw = raw_bytes.decode("utf-8", errors="replace").removeprefix("\ufeff") if exists else None
     parsed = _parse(raw, path, issues) if raw is not None else ({} if not issues else None)
+    included: list[str] = []
+    doc = parsed or {}
+    if raw is not None and KEY in raw and parsed is not None:  # cheap test: most files have none
+        doc, included, include_issues = resolve_includes(parsed, path, _parse_file, environ)
+        issues.extend(include_issues)
     warnings: list[Issue] = []
     unresolved: dict[str, str] = {}
-    resolved = _substitute(parsed or {}, "", environ, warnings, unresolved)
-    config = _validate(resolved, issues) if not issues else Config()
+    resolved = _substitute(doc, "", environ, warnings, unresolved)
+    config, ignored = _validate(resolved, environ, issues, warnings) if not issues else (Config(), [])
     return ConfigSnapshot(
         path=str(path.absolute()), exists=exists, raw=raw, parsed=parsed, resolved=resolved,
         config=config, issues=tuple(issues), warnings=tuple(warnings), unresolved=unresolved,
         hash=revision(raw_bytes), revision_hash=revision(canonical_json(resolved)),
+        included_files=tuple(included), ignored=tuple(ignored),
     )
 
 
@@ -115,6 +117,20 @@ def _parse(raw: str, path: Path, issues: list[Issue]) -> dict | None:
         issues.append(Issue("", f"{path}: the root must be an object", "parse"))
         return None
     return doc
+
+
+def _parse_file(text: str, path: Path) -> Any:
+    """An included file's document; ValueError reads `<file>:<line>:<col>: <message>`."""
+    try:
+        return _parse_text(text) if text.strip() else {}
+    except ValueError as exc:
+        raise ValueError(f"{path}:{_json5_position(str(exc))}") from None
+
+
+def ignored_paths(snapshot: ConfigSnapshot) -> list[str]:
+    """Paths whose values have no effect here (known to OpenClaw only): a change under one
+    of them needs nothing done (reload class `none`)."""
+    return list(snapshot.ignored)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
@@ -185,104 +201,19 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _validate(resolved: dict, issues: list[Issue]) -> Config:
+def _validate(resolved: dict, environ: dict | None, issues: list[Issue],
+              warnings: list[Issue]) -> tuple[Config, list[str]]:
+    """The typed config and the ignored paths; every problem goes to `issues`/`warnings`."""
+    result = validate(resolved, environ)
+    issues.extend(result.issues)
+    warnings.extend(result.warnings)
+    if issues:
+        return Config(), result.ignored
     try:
-        config = msgspec.convert(resolved, Config)
-    except msgspec.ValidationError as exc:
-        issues.append(_from_msgspec(str(exc), resolved))
-        return Config()
-    issues.extend(_check_bind(config))
-    return config
-
-
-_TYPE_WORDS = {"int": "integer", "str": "string", "float": "number", "bool": "boolean",
-               "object": "object", "array": "array", "null": "null"}
-_EXPECTED = re.compile(r"^Expected `([^`]+)`(.*?)(?:, got `([^`]+)`)?$")
-
-
-def _from_msgspec(message: str, resolved: dict) -> Issue:
-    """`gateway.port: expected integer, got string "abc"` from msgspec's message (§5.4)."""
-    m = _MSGSPEC_ERR.match(message)
-    text, where = (m.group(1), m.group(2).lstrip(".")) if m else (message, "")
-    found, value = _value_at(resolved, where)
-    expected = _EXPECTED.match(text)
-    if expected:
-        words = " | ".join(_TYPE_WORDS.get(t.strip(), t.strip()) for t in expected.group(1).split("|"))
-        got = f", got {_describe(value)}" if found else ""
-        code = "range" if expected.group(2) else "type"
-        return Issue(where, f"expected {words}{expected.group(2)}{got}", code)
-    if text.startswith("Invalid enum value"):
-        shown = f'"{value}"' if isinstance(value, str) else _describe(value)
-        choices = _literal_choices(where)
-        hint = f" (expected {' | '.join(choices)})" if choices else ""
-        return Issue(where, f"invalid value {shown}{hint}", "enum")
-    return Issue(where, text.replace("`", "")[:1].lower() + text.replace("`", "")[1:], "type")
-
-
-def _literal_choices(path: str) -> list[str]:
-    """The allowed values of the Literal field at `path` in the schema, if it is one."""
-    node: Any = msgspec.inspect.type_info(Config)
-    for part in path.split("."):
-        if not isinstance(node, msgspec.inspect.StructType):
-            return []
-        field = next((f for f in node.fields if f.encode_name == part), None)
-        if field is None:
-            return []
-        node = field.type
-    types = node.types if isinstance(node, msgspec.inspect.UnionType) else (node,)
-    return [str(v) for t in types if isinstance(t, msgspec.inspect.LiteralType) for v in t.values]
-
-
-def _value_at(doc: Any, path: str) -> tuple[bool, Any]:
-    node = doc
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        if part.startswith("["):
-            index = int(part[1:-1])
-            if not isinstance(node, list) or index >= len(node):
-                return False, None
-            node = node[index]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return False, None
-    return True, node
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, str):
-        return f'string "{value}"'
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"number {value}"
-    if value is None:
-        return "null"
-    return "array" if isinstance(value, list) else "object"
-
-
-def valid_bind(value: str) -> bool:
-    """A bind mode, or an IP literal (whether it is local is checked at startup)."""
-    return value in BIND_MODES or is_ip(value)
-
-
-def _check_bind(config: Config) -> list[Issue]:
-    gw = config.gateway
-    if not valid_bind(gw.bind):
-        return [Issue("gateway.bind", f'invalid value "{gw.bind}" (expected loopback | lan | '
-                      'tailnet | custom | auto | <ip address>)', "enum")]
-    if gw.bind == "custom" and not gw.custom_bind_host:
-        return [Issue("gateway.customBindHost", 'required when gateway.bind is "custom"', "required")]
-    if gw.custom_bind_host and not is_ip(gw.custom_bind_host):
-        return [Issue("gateway.customBindHost", f'invalid IP address "{gw.custom_bind_host}"', "type")]
-    return []
-
-
-def is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+        return to_config(result), result.ignored
+    except msgspec.ValidationError as exc:  # the walker should have caught it: say so plainly
+        issues.append(Issue("", str(exc), "type"))
+        return Config(), result.ignored
 
 
 def effective(snapshot: ConfigSnapshot) -> dict:

@@ -26,8 +26,11 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 def gw(module_gateway_factory):
     return module_gateway_factory(
         {"gateway": {"auth": {"mode": "token", "token": TOKEN}},
-         "models": {"providers": {"x": {"apiKey": API_KEY, "baseUrl": "https://x.example"},
-                                  "y": {"apiKey": "${OPENCLAW_TEST_PROVIDER_KEY}"}}},
+         "models": {"providers": {"x": {"apiKey": API_KEY, "baseUrl": "https://x.example",
+                                        "api": "openai-completions", "models": [{"id": "m"}]},
+                                  "y": {"apiKey": "${OPENCLAW_TEST_PROVIDER_KEY}", "api": "ollama",
+                                        "baseUrl": "http://127.0.0.1:11434", "models": [{"id": "m"}]}}},
+         "agents": {"defaults": {"model": "x/m"}},
          "channels": {"telegram": {"botToken": "123456:tg-bot-token-value"}}},
         env={"OPENCLAW_TEST_PROVIDER_KEY": ENV_SECRET}, name="requests")
 

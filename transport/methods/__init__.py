@@ -22,7 +22,7 @@ class Method:
 
 
 _TABLE: dict[str, Method] = {}
-_MODULES = ("system", "config", "gateway")
+_MODULES = ("system", "config", "gateway", "schema")
 _loaded: list[bool] = []
 
 
