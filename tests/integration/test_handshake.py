@@ -78,8 +78,9 @@ def test_hello_ok_shape(gw, ws_clients):
     assert UUID_RE.match(server["bootId"]) and UUID_RE.match(server["connId"])
 
     assert set(hello["features"]) == {"methods", "events"}
-    assert hello["features"]["methods"] == ["config.get", "config.schema", "gateway.restart",
-                                            "gateway.restart.request", "health", "status", "system-presence"]
+    assert hello["features"]["methods"] == ["config.apply", "config.get", "config.patch", "config.schema",
+                                            "config.set", "gateway.restart", "gateway.restart.request", "health",
+                                            "status", "system-presence"]
     assert hello["features"]["events"] == ["connect.challenge", "tick", "presence", "health", "shutdown"]
 
     snap = hello["snapshot"]
