@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from actors.base import GatewayActor
 from actors.config_load import ConfigSnapshot, effective, redact, redact_raw
+from actors.config_write import Compute, WriteResult, merge_patch, replace_whole, write_config
 
 
 class ConfigActor(GatewayActor):
@@ -26,6 +27,22 @@ class ConfigActor(GatewayActor):
         self._snapshot = snapshot
         if applied:
             self._applied_hash = snapshot.revision_hash
+
+    # Writes run here, in the actor thread, so the actor is the one writer (architecture §2);
+    # the file lock also orders them against a CLI writing while no gateway was reachable.
+    # They do not adopt the result: the caller applies it by the reload rules (§5.7).
+
+    def patch(self, patch: dict, base_hash: str | None, replace_paths: list[str],
+              require_base: str) -> WriteResult:
+        """config.patch: JSON merge patch onto the authored document."""
+        return self._write(lambda doc: merge_patch(doc, patch, replace_paths), base_hash, require_base)
+
+    def replace(self, doc: dict, base_hash: str | None, require_base: str) -> WriteResult:
+        """config.set / config.apply: `doc` becomes the whole authored document."""
+        return self._write(replace_whole(doc), base_hash, require_base)
+
+    def _write(self, compute: Compute, base_hash: str | None, require_base: str) -> WriteResult:
+        return write_config(self._snapshot.path, compute, base_hash=base_hash, require_base=require_base)
 
     def get_payload(self) -> dict:
         snap = self._snapshot

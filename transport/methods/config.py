@@ -1,17 +1,120 @@
-"""Config methods (protocol §10). Read-only here: `config.get` with secrets redacted."""
+"""Config methods (protocol §10): `config.get` with secrets redacted, and the writes
+`config.set`, `config.patch`, `config.apply`, which the ConfigActor performs (the one writer)."""
 
 from __future__ import annotations
 
-import msgspec
+from typing import Annotated, Any
 
+import json5
+import msgspec
+from msgspec import Meta
+
+from actors.config_load import ConfigSnapshot, effective, redact
+from actors.config_write import WriteError, WriteResult, first_leaf
 from transport import bridge
-from transport.methods import READ, method
+from transport.methods import ADMIN, READ, method
+from transport.protocol import invalid
+from transport.ratelimit import check_control_plane
+from transport.reload import apply_snapshot
+
+DEFAULT_RESTART_DELAY_MS = 2000
+# The write path waits up to 5 s for the file lock; leave room for the write itself.
+WRITE_TIMEOUT_S = 20.0
+
+BASE_REQUIRED = "config base hash required; re-run config.get and retry"
 
 
 class NoParams(msgspec.Struct):
     pass
 
 
+class _WriteParams(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    raw: Annotated[str, Meta(min_length=1)]
+    base_hash: str | None = None
+    session_key: str | None = None
+    note: str | None = None
+    restart_delay_ms: Annotated[int, Meta(ge=0)] = DEFAULT_RESTART_DELAY_MS
+
+
+class SetParams(_WriteParams, forbid_unknown_fields=True):
+    pass
+
+
+class ApplyParams(_WriteParams, forbid_unknown_fields=True):
+    pass
+
+
+class PatchParams(_WriteParams, forbid_unknown_fields=True):
+    replace_paths: list[str] = []
+
+
 @method("config.get", scope=READ, params=NoParams)
 async def config_get(params: NoParams, ctx) -> dict:
     return await bridge.ask("config", "get_payload")
+
+
+@method("config.patch", scope=ADMIN, params=PatchParams)
+async def config_patch(params: PatchParams, ctx) -> dict:
+    check_control_plane(ctx, "config.patch")
+    patch = _parse_raw("config.patch", params.raw)
+    required = f"config base hash required for {first_leaf(patch)}; re-run config.get and retry"
+    result = await _ask_write(ctx, "patch", patch, params.base_hash, list(params.replace_paths), required)
+    return await _answer(ctx, "config.patch", result, params)
+
+
+@method("config.set", scope=ADMIN, params=SetParams)
+async def config_set(params: SetParams, ctx) -> dict:
+    check_control_plane(ctx, "config.set")
+    doc = _parse_raw("config.set", params.raw)
+    result = await _ask_write(ctx, "replace", doc, params.base_hash, BASE_REQUIRED)
+    return await _answer(ctx, "config.set", result, params)
+
+
+@method("config.apply", scope=ADMIN, params=ApplyParams)
+async def config_apply(params: ApplyParams, ctx) -> dict:
+    check_control_plane(ctx, "config.apply")
+    doc = _parse_raw("config.apply", params.raw)
+    result = await _ask_write(ctx, "replace", doc, params.base_hash, BASE_REQUIRED)
+    return await _answer(ctx, "config.apply", result, params)
+
+
+def _parse_raw(name: str, raw: str) -> dict:
+    if not raw.strip():
+        raise invalid(f"invalid {name} params: raw: must be non-empty")
+    try:
+        doc = json5.loads(raw, allow_duplicate_keys=False)
+    except ValueError as exc:
+        raise invalid(f"invalid {name} params: raw: {str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise invalid(f"invalid {name} params: raw: must be a JSON5 object")
+    return doc
+
+
+async def _ask_write(ctx, action: str, *args: Any) -> WriteResult:
+    try:
+        return await bridge.ask("config", action, *args, timeout=WRITE_TIMEOUT_S)
+    except WriteError as err:
+        details = msgspec.UNSET
+        if err.issues:
+            details = {"issues": [{"path": i.path, "message": i.message} for i in err.issues]}
+        raise invalid(err.message, details=details) from None
+
+
+async def _answer(ctx, reason: str, result: WriteResult, params: _WriteParams) -> dict:
+    snapshot = result.snapshot
+    payload = {"ok": True, "path": result.path, "hash": snapshot.hash,
+               "config": redact(effective(snapshot)), "changedPaths": result.changed_paths,
+               "restart": None}
+    if not result.changed:
+        payload["noop"] = True
+        payload["changedPaths"] = []
+        return payload
+    payload["restart"] = await _apply(ctx, snapshot, reason, params.restart_delay_ms)
+    return payload
+
+
+async def _apply(ctx, snapshot: ConfigSnapshot, reason: str, delay_ms: int) -> dict | None:
+    """Apply the written snapshot exactly like a file edit (cli-config §5.7): the reload glue
+    adopts it, applies hot keys live and schedules or defers a restart; its answer is the
+    `restart` object of protocol §10.5."""
+    return await apply_snapshot(ctx.state, snapshot, reason, delay_ms=delay_ms)

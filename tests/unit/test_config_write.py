@@ -1,0 +1,235 @@
+"""The config write procedure (cli-config §5.5) on real files, with real processes for the
+lock and the crash cases."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from actors import config_write
+from actors.config_load import load_config
+from actors.config_write import WriteError, merge_patch, replace_whole, write_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def set_level(level: str):
+    return lambda doc: merge_patch(doc, {"logging": {"level": level}})
+
+
+def test_atomic_write_keeps_mode_key_order_and_format(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    cfg.write_text('{"logging": {"level": "info"}, "gateway": {"port": 18789}}')
+    os.chmod(cfg, 0o640)
+    result = write_config(cfg, set_level("debug"))
+    assert result.changed and result.changed_paths == ["logging.level"]
+    assert cfg.stat().st_mode & 0o777 == 0o640
+    assert cfg.read_text() == '{\n  "logging": {\n    "level": "debug"\n  },\n  "gateway": {\n    "port": 18789\n  }\n}\n'
+    assert result.snapshot.hash == load_config(cfg).hash
+    assert result.warnings == []
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_new_file_is_0600(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    old = os.umask(0o022)
+    try:
+        write_config(cfg, set_level("debug"))
+    finally:
+        os.umask(old)
+    assert cfg.stat().st_mode & 0o777 == 0o600
+    assert json.loads(cfg.read_text()) == {"logging": {"level": "debug"}}
+
+
+def test_backups_rotate_five_generations(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    cfg.write_text('{"logging": {"level": "trace"}}')
+    levels = ["debug", "info", "warn", "error", "fatal", "silent", "debug"]
+    for level in levels:
+        write_config(cfg, set_level(level))
+    generations = [cfg.with_name("openclaw.json.bak")] + [cfg.with_name(f"openclaw.json.bak.{n}") for n in range(1, 5)]
+    held = [json.loads(p.read_text())["logging"]["level"] for p in generations]
+    # Newest backup first: the file before the last write, then the ones before it.
+    assert held == ["silent", "fatal", "error", "warn", "info"]
+    assert not cfg.with_name("openclaw.json.bak.5").exists()
+
+
+def test_write_fsyncs_the_file_and_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "openclaw.json"
+    cfg.write_text("{}")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:  # records what is synced, then really syncs it
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    write_config(cfg, set_level("debug"))
+    assert any(".tmp-" in p for p in synced), synced  # the temp file, before the rename
+    assert str(tmp_path) in synced  # the directory, after the rename
+
+
+def test_comments_warning_and_symlink_target(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "config.json5"
+    real.parent.mkdir()
+    real.write_text('// my gateway\n{ logging: { level: "info" } /* note */ }\n')
+    link = tmp_path / "openclaw.json"
+    link.symlink_to(real)
+    result = write_config(link, set_level("debug"))
+    assert link.is_symlink()  # the link stays; its target gets the new text
+    assert json.loads(real.read_text()) == {"logging": {"level": "debug"}}
+    assert result.warnings == [f"comments in {real} were not preserved"]
+    assert real.with_name("config.json5.bak").exists()
+
+
+def test_same_result_leaves_the_file_byte_identical(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    cfg.write_text('{logging: {level: "debug"}}  // hand-written\n')
+    before = cfg.read_bytes()
+    result = write_config(cfg, set_level("debug"))
+    assert not result.changed and result.changed_paths == []
+    assert cfg.read_bytes() == before
+    assert not cfg.with_name("openclaw.json.bak").exists()
+
+
+def test_invalid_result_is_refused_with_every_issue(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    cfg.write_text('{"logging": {"level": "info"}}')
+    before = cfg.read_bytes()
+    with pytest.raises(WriteError) as caught:
+        write_config(cfg, lambda doc: merge_patch(doc, {"gateway": {"port": "abc"}}))
+    assert caught.value.kind == "invalid"
+    assert caught.value.message == 'invalid config: gateway.port: expected integer, got string "abc"'
+    assert cfg.read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp-*")) and not cfg.with_name("openclaw.json.bak").exists()
+
+
+def test_base_hash_rule(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    write_config(cfg, set_level("debug"), require_base="need hash")  # missing file: no check
+    with pytest.raises(WriteError) as caught:
+        write_config(cfg, set_level("info"), require_base="need hash")
+    assert (caught.value.kind, caught.value.message) == ("base_required", "need hash")
+    with pytest.raises(WriteError) as caught:
+        write_config(cfg, set_level("info"), base_hash="sha256:v1:stale", require_base="need hash")
+    assert caught.value.message == "config changed since last load; re-run config.get and retry"
+    write_config(cfg, set_level("info"), base_hash=load_config(cfg).hash, require_base="need hash")
+    assert json.loads(cfg.read_text())["logging"]["level"] == "info"
+
+
+def test_lock_held_elsewhere_is_a_conflict(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    cfg.write_text("{}")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import fcntl, os, sys, time
+        fd = os.open({str(cfg) + '.lock'!r}, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        print("locked", flush=True)
+        time.sleep(30)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(WriteError) as caught:
+            write_config(cfg, set_level("debug"), lock_wait=0.3)
+        assert caught.value.kind == "conflict"
+        assert cfg.read_text() == "{}"
+    finally:
+        holder.kill()
+        holder.wait()
+    write_config(cfg, set_level("debug"), lock_wait=0.3)  # the dead holder's lock is gone
+
+
+def test_file_changed_on_disk_during_the_write_aborts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "openclaw.json"
+    cfg.write_text('{"logging": {"level": "info"}}')
+
+    def editor_saves(_tmp: str) -> None:  # an editor that ignores the lock saves meanwhile
+        cfg.write_text('{"logging": {"level": "warn"}}')
+
+    monkeypatch.setattr(config_write, "before_replace", editor_saves)
+    with pytest.raises(WriteError) as caught:
+        write_config(cfg, set_level("debug"))
+    assert caught.value.kind == "conflict"
+    assert json.loads(cfg.read_text())["logging"]["level"] == "warn"
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+CRASH_CHILD = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from actors import config_write
+from actors.config_write import merge_patch, write_config
+
+def pause(tmp):
+    print(tmp, flush=True)
+    time.sleep(60)  # killed here: the temp file is written and fsynced, the rename not done
+
+config_write.before_replace = pause
+write_config({cfg!r}, lambda doc: merge_patch(doc, {{"logging": {{"level": "debug"}}}}))
+"""
+
+
+def test_crash_between_write_and_rename_leaves_the_old_file(tmp_path: Path) -> None:
+    """A real writer process is SIGKILLed after it wrote and fsynced the temp file and before
+    `os.replace`: the config must still be the old bytes, and the next write must work."""
+    cfg = tmp_path / "openclaw.json"
+    cfg.write_text('{"logging": {"level": "info"}}\n')
+    before = cfg.read_bytes()
+    child = subprocess.Popen([sys.executable, "-c", CRASH_CHILD.format(root=str(ROOT), cfg=str(cfg))],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        tmp = Path(child.stdout.readline().strip())
+        assert tmp.name.startswith("openclaw.json.tmp-") and tmp.exists()
+        assert json.loads(tmp.read_text())["logging"]["level"] == "debug"  # the new text was there
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert cfg.read_bytes() == before
+    assert load_config(cfg).valid
+    tmp.unlink()  # a leftover temp file never becomes the config; cleaning it is harmless
+    write_config(cfg, set_level("warn"), lock_wait=1.0)  # the kernel released the dead writer's lock
+    assert json.loads(cfg.read_text())["logging"]["level"] == "warn"
+
+
+def test_replace_whole_and_unparseable_current(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    cfg.write_text("{not json")
+    with pytest.raises(WriteError) as caught:
+        write_config(cfg, set_level("debug"))
+    assert caught.value.kind == "unreadable"
+    write_config(cfg, replace_whole({"logging": {"level": "warn"}}))
+    assert json.loads(cfg.read_text()) == {"logging": {"level": "warn"}}
+    assert cfg.with_name("openclaw.json.bak").read_text() == "{not json"
+
+
+def test_redaction_sentinel_restores_or_refuses(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    cfg.write_text('{"gateway": {"auth": {"mode": "token", "token": "s3cret"}}}')
+    write_config(cfg, lambda doc: merge_patch(doc, {"gateway": {"auth": {"token": "__OPENCLAW_REDACTED__"},
+                                                                "port": 19001}}))
+    assert json.loads(cfg.read_text())["gateway"]["auth"]["token"] == "s3cret"
+    with pytest.raises(WriteError) as caught:
+        write_config(cfg, lambda doc: merge_patch(doc, {"gateway": {"auth": {"password": "__OPENCLAW_REDACTED__"}}}))
+    assert caught.value.message == "cannot restore redacted value at gateway.auth.password"
+
+
+def test_merge_patch_rules() -> None:
+    current = {"a": {"list": [1, 2, 3], "keep": True}, "b": 1}
+    assert merge_patch(current, {"a": {"keep": None}, "c": {"d": 1}}) == {"a": {"list": [1, 2, 3]}, "b": 1,
+                                                                         "c": {"d": 1}}
+    assert merge_patch(current, {"a": {"list": [1, 2, 3, 4]}})["a"]["list"] == [1, 2, 3, 4]
+    for shrink in ([1], None, "x"):
+        with pytest.raises(WriteError) as caught:
+            merge_patch(current, {"a": {"list": shrink}})
+        assert caught.value.message == "config.patch would drop entries at a.list; add it to replacePaths to confirm"
+    assert merge_patch(current, {"a": {"list": [9]}}, ["*.list"])["a"]["list"] == [9]
+    assert current == {"a": {"list": [1, 2, 3], "keep": True}, "b": 1}  # the input is not changed
