@@ -218,7 +218,13 @@ class Gateway:
             drain_ms = request.drain_ms
             if drain_ms is None:
                 drain_ms = self.startup.snapshot.config.gateway.restart_drain_timeout_ms
-            await self._drain(drain_ms / 1000)
+            await self._until_stopped(self._drain(drain_ms / 1000))
+        if self._stop.done():
+            # A stop signal during the drain: the graceful stop takes over with its own,
+            # shorter budget (§7.5), so a supervisor's stop timeout is never reached first.
+            for sock in new_sockets or ():
+                sock.close()
+            return False
         await self._close_connections({"reason": "gateway restarting",
                                        "restartExpectedMs": RESTART_EXPECTED_MS})
         if self._root is not None:

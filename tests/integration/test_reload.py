@@ -3,6 +3,7 @@ restart keys restarting in-process, bad edits kept out, rename-saves seen, mode 
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
@@ -63,10 +64,10 @@ def test_invalid_edit_keeps_running_and_fixing_it_recovers(gateway_factory):
                         what="configReload status error")
     assert "gateway.port" in status["lastError"]
     assert gw.boot_and_pid()[0] == boot
-    assert any("config reload skipped (invalid config): gateway.port" in str(r.get("msg", r))
+    assert any(r.get("message", "").startswith("config reload skipped (invalid config): gateway.port")
                for r in log_records(gw.log_path))
 
-    write_text(gw.config_path, __import__("json").dumps(good))
+    write_text(gw.config_path, json.dumps(good))
     status = wait_until(lambda: (s := gw.reload_status())["status"] == "ok" and s,
                         what="configReload status ok again")
     assert status["lastError"] is None and gw.boot_and_pid()[0] == boot
@@ -103,3 +104,20 @@ def test_mode_off_ignores_edits_until_sighup(gateway_factory):
     status = gw.wait_reload_after(None)
     assert status["mode"] == "off" and status["status"] == "ok"
     assert gw.boot_and_pid()[0] == boot
+
+
+def test_hot_mode_leaves_restart_keys_pending_until_a_restart(gateway_factory):
+    gw = launch(gateway_factory, mode="hot")
+    boot, pid = gw.boot_and_pid()
+    gw.edit(lambda d: d["gateway"].update(drainTimeoutMs=12345))
+    status = gw.wait_reload_after(None)
+    assert status["status"] == "pending-restart"
+    assert status["pendingRestart"] == ["gateway.drainTimeoutMs"]
+    assert any(r.get("message") == "config change requires restart: gateway.drainTimeoutMs"
+               for r in log_records(gw.log_path))
+    assert gw.boot_and_pid()[0] == boot
+
+    gw.signal(signal.SIGUSR1)
+    gw.wait_new_boot(boot)
+    status = gw.reload_status()
+    assert status["status"] == "ok" and status["pendingRestart"] == [] and gw.boot_and_pid()[1] == pid
