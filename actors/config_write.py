@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import msgspec
 
+from actors.config_include import KEY as INCLUDE_KEY
 from actors.config_load import ConfigSnapshot, Issue, load_config, revision
 from actors.config_reload import join, split_path
 from actors.config_schema import REDACTED
@@ -87,9 +88,28 @@ def write_config(path: str | Path, compute: Compute, *, base_hash: str | None = 
         new = compute(current)
         new = restore_redacted(new, old.parsed or {})
         paths = leaf_changes(old.parsed or {}, new)
+        _refuse_include_edits(old.parsed or {}, paths)
         if old.valid and old.exists and new == old.parsed:
             return WriteResult(str(target), old, old, False, [], dry_run=dry_run)
         return _install(target, old, new, paths, dry_run)
+
+
+def _refuse_include_edits(authored: dict, paths: list[str]) -> None:
+    """A change inside a subtree an `$include` supplies would shadow the included file with
+    sibling keys the user never sees there; refuse it and name the file (§5.5 step 4).
+    Writing single-file includes through to their file is not done yet: refusing never
+    loses anything."""
+    for path in paths:
+        parts = split_path(path)
+        node: Any = authored
+        for i, part in enumerate(parts[:-1]):
+            node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                break
+            if INCLUDE_KEY in node and parts[i + 1] != INCLUDE_KEY:
+                source = node[INCLUDE_KEY]
+                files = ", ".join(source) if isinstance(source, list) else str(source)
+                raise WriteError("include", f"{path} comes from $include {files}; edit that file directly")
 
 
 def replace_whole(doc: dict) -> Compute:

@@ -1,9 +1,9 @@
-"""`openclaw config get|set|unset|file|validate` (cli-config §4.7).
+"""`openclaw config get|set|unset|file|validate|schema` (cli-config §4.7).
 
 `get`, `set` and `unset` go through the running gateway when one is reachable (config.get,
 then config.patch with its baseHash), so the gateway stays the one writer and the caller's
-scopes apply; otherwise they work on the file under its lock (§5.5). `file` and `validate`
-are always local. `--dry-run` validates locally and writes nothing.
+scopes apply; otherwise they work on the file under its lock (§5.5). `file`, `validate` and
+`schema` are always local. `--dry-run` validates locally and writes nothing.
 """
 
 from __future__ import annotations
@@ -383,3 +383,13 @@ def validate_cmd(as_json: bool) -> None:
             warn(f"  warning: {w.line()}")
     if not snapshot.valid:
         raise SystemExit(EXIT_CONFIG)
+
+
+@config.command("schema")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: the schema is always JSON.")
+def schema_cmd(as_json: bool) -> None:
+    """Print the config JSON Schema (2020-12), the same document as RPC config.schema."""
+    # Local and independent of the config file: it works even when the config is invalid.
+    from actors.config_jsonschema import config_schema
+
+    emit_json(config_schema())

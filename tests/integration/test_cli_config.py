@@ -157,3 +157,34 @@ def test_validate(tmp_path):
     assert res.returncode == 78
     assert json.loads(res.stdout) == {"ok": False, "path": str(cfg), "warnings": [], "errors": [
         {"path": "gateway.port", "code": "type", "message": 'expected integer, got string "abc"'}]}
+
+
+def test_validate_reports_every_error_with_its_hint(tmp_path):
+    state = tmp_path / "state"
+    cfg = write(state / "openclaw.json", {"gateway": {"port": "abc", "auth": {"tokn": "x"}}})
+    env = {"OPENCLAW_STATE_DIR": str(state)}
+    res = cli("config", "validate", env=env, home=tmp_path)
+    assert res.returncode == 78
+    lines = res.stdout.splitlines()
+    assert lines[0] == f"Invalid config at {cfg}:"
+    assert '  gateway.auth.tokn: unknown key (did you mean "token"?)' in lines
+    assert '  gateway.port: expected integer, got string "abc"' in lines
+    res = cli("config", "validate", "--json", env=env, home=tmp_path)
+    assert res.returncode == 78
+    doc = json.loads(res.stdout)
+    assert doc["ok"] is False and doc["path"] == str(cfg) and doc["warnings"] == []
+    assert {"path": "gateway.auth.tokn", "code": "unknown_key", "message": "unknown key",
+            "hint": 'did you mean "token"?'} in doc["errors"]
+
+
+def test_schema_even_with_an_invalid_config(tmp_path):
+    state = tmp_path / "state"
+    write(state / "openclaw.json", "{not json5")
+    for args in (("config", "schema"), ("config", "schema", "--json")):
+        res = cli(*args, env={"OPENCLAW_STATE_DIR": str(state)}, home=tmp_path)
+        assert res.returncode == 0, res.stderr
+        schema = json.loads(res.stdout)
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert schema["title"] == "OpenClaw Gateway configuration"
+        token = schema["properties"]["gateway"]["properties"]["auth"]["properties"]["token"]
+        assert token["x-sensitive"] is True and token["x-reload"] == "restart"

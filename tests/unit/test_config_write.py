@@ -233,3 +233,17 @@ def test_merge_patch_rules() -> None:
         assert caught.value.message == "config.patch would drop entries at a.list; add it to replacePaths to confirm"
     assert merge_patch(current, {"a": {"list": [9]}}, ["*.list"])["a"]["list"] == [9]
     assert current == {"a": {"list": [1, 2, 3], "keep": True}, "b": 1}  # the input is not changed
+
+
+def test_edit_inside_an_include_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    (tmp_path / "log.json5").write_text('{level: "info"}')
+    cfg.write_text('{"logging": {"$include": "./log.json5"}}')
+    before = cfg.read_bytes()
+    with pytest.raises(WriteError) as caught:
+        write_config(cfg, set_level("debug"))
+    assert caught.value.message == "logging.level comes from $include ./log.json5; edit that file directly"
+    assert cfg.read_bytes() == before
+    # Edits beside the include stay possible.
+    write_config(cfg, lambda doc: merge_patch(doc, {"gateway": {"port": 19001}}))
+    assert json.loads(cfg.read_text()) == {"logging": {"$include": "./log.json5"}, "gateway": {"port": 19001}}
