@@ -13,6 +13,7 @@ import difflib
 import ipaddress
 import os
 import re
+import typing
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
+from actors import config_schema
 from actors.config_reload import join
 from actors.config_schema import BIND_MODES, BUILTIN_PROVIDERS, RESERVED_PROVIDERS, Config, Provider
 
@@ -172,7 +174,7 @@ class _Walker:
         return value
 
     def _literal(self, value: Any, literals: list, path: str) -> Any:
-        choices = [v for lit in literals for v in lit.values]
+        choices = [v for lit in literals for v in _declared_order(lit.values)]
         if value in choices and isinstance(value, str):
             return value
         shown = f'"{value}"' if isinstance(value, str) else describe(value)
@@ -236,6 +238,31 @@ class _Walker:
         self.result.warnings.append(Issue(path, IGNORED, "ignored"))
         self.result.ignored.append(path)
         return _DROP
+
+
+def _declared_order(values: tuple) -> tuple:
+    """msgspec sorts Literal values; messages list them as the schema declares them."""
+    return _LITERALS.get(frozenset(values), values)
+
+
+def _literals_of(tp: Any, out: dict[frozenset, tuple]) -> None:
+    if typing.get_origin(tp) is typing.Literal:
+        out.setdefault(frozenset(typing.get_args(tp)), typing.get_args(tp))
+    for arg in typing.get_args(tp):
+        if not isinstance(arg, (str, int, msgspec.Meta)):
+            _literals_of(arg, out)
+
+
+def _declared_literals() -> dict[frozenset, tuple]:
+    out: dict[frozenset, tuple] = {}
+    for cls in vars(config_schema).values():
+        if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
+            for hint in typing.get_type_hints(cls, include_extras=True).values():
+                _literals_of(hint, out)
+    return out
+
+
+_LITERALS = _declared_literals()
 
 
 def _named(official: list[dict]) -> list[str]:

@@ -74,13 +74,20 @@ def test_every_error_at_once_with_spec_wording(tmp_path):
     assert lines(snap) == [
         'gateway.port: expected integer, got string "abc"',
         'gateway.auth.tokn: unknown key (did you mean "token"?)',
-        'gateway.auth.mode: invalid value "magic" (expected none | password | token)',
+        'gateway.auth.mode: invalid value "magic" (expected none | token | password)',
         "logging.maxFiles: expected integer from 0 to 20, got 99",
         'gateway.bind: invalid value "public" (expected loopback | lan | tailnet | custom | auto | <ip address>)',
         "channels.irc.host: required when channels.irc is enabled",
     ]
     assert [i.code for i in snap.issues] == ["type", "unknown_key", "enum", "range", "enum", "required"]
     assert snap.config == Config()  # an invalid file yields no partial config
+
+
+def test_enum_choices_are_listed_in_declared_order(tmp_path):
+    snap = load(tmp_path, {"gateway": {"reload": {"mode": "sometimes"}}, "session": {"scope": 5}})
+    assert lines(snap) == ['gateway.reload.mode: invalid value "sometimes" (expected off | restart | hot | hybrid)',
+                           "session.scope: invalid value number 5 (expected per-sender | global)"]
+    assert [i.code for i in snap.issues] == ["enum", "enum"]
 
 
 def test_type_errors_inside_arrays_and_maps(tmp_path):
