@@ -74,6 +74,8 @@ def write_config(path: str | Path, compute: Compute, *, base_hash: str | None = 
     error message when it is missing) and must equal the file's current hash.
     """
     target = Path(os.path.realpath(path))  # a symlinked config is written through to its target
+    # A first `config set` on a fresh machine has no state dir yet; it holds secrets: 0700.
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with _locked(target, lock_wait):
         old = load_config(target)
         if require_base is not None and old.exists:

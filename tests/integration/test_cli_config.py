@@ -188,3 +188,12 @@ def test_schema_even_with_an_invalid_config(tmp_path):
         assert schema["title"] == "OpenClaw Gateway configuration"
         token = schema["properties"]["gateway"]["properties"]["auth"]["properties"]["token"]
         assert token["x-sensitive"] is True and token["x-reload"] == "restart"
+
+
+def test_first_set_creates_the_state_dir_and_a_private_file(tmp_path):
+    state = tmp_path / "fresh" / "state"
+    res = cli("config", "set", "gateway.port", "19001", env=offline_env(state), home=tmp_path)
+    assert res.returncode == 0, res.stderr
+    cfg = state / "openclaw.json"
+    assert json.loads(cfg.read_text()) == {"gateway": {"port": 19001}}
+    assert cfg.stat().st_mode & 0o777 == 0o600 and state.stat().st_mode & 0o777 == 0o700

@@ -58,7 +58,7 @@ async def config_patch(params: PatchParams, ctx) -> dict:
     check_control_plane(ctx, "config.patch")
     patch = _parse_raw("config.patch", params.raw)
     required = f"config base hash required for {first_leaf(patch)}; re-run config.get and retry"
-    result = await _ask_write(ctx, "patch", patch, params.base_hash, list(params.replace_paths), required)
+    result = await _ask_write("patch", patch, params.base_hash, list(params.replace_paths), required)
     return await _answer(ctx, "config.patch", result, params)
 
 
@@ -66,7 +66,7 @@ async def config_patch(params: PatchParams, ctx) -> dict:
 async def config_set(params: SetParams, ctx) -> dict:
     check_control_plane(ctx, "config.set")
     doc = _parse_raw("config.set", params.raw)
-    result = await _ask_write(ctx, "replace", doc, params.base_hash, BASE_REQUIRED)
+    result = await _ask_write("replace", doc, params.base_hash, BASE_REQUIRED)
     return await _answer(ctx, "config.set", result, params)
 
 
@@ -74,7 +74,7 @@ async def config_set(params: SetParams, ctx) -> dict:
 async def config_apply(params: ApplyParams, ctx) -> dict:
     check_control_plane(ctx, "config.apply")
     doc = _parse_raw("config.apply", params.raw)
-    result = await _ask_write(ctx, "replace", doc, params.base_hash, BASE_REQUIRED)
+    result = await _ask_write("replace", doc, params.base_hash, BASE_REQUIRED)
     return await _answer(ctx, "config.apply", result, params)
 
 
@@ -90,7 +90,7 @@ def _parse_raw(name: str, raw: str) -> dict:
     return doc
 
 
-async def _ask_write(ctx, action: str, *args: Any) -> WriteResult:
+async def _ask_write(action: str, *args: Any) -> WriteResult:
     try:
         return await bridge.ask("config", action, *args, timeout=WRITE_TIMEOUT_S)
     except WriteError as err:
