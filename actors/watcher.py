@@ -24,7 +24,6 @@ from typing import Callable, Iterable
 
 import watchfiles
 
-from actors import registry
 from actors.base import Call, GatewayActor
 from actors.config_load import revision
 
@@ -36,8 +35,10 @@ STEP_MS = 25  # watchfiles' polling step: the resolution of the debounce
 
 class KnownHash:
     """The content hash (`ConfigSnapshot.hash`, of the raw file bytes) the gateway last wrote
-    or applied. Shared by threads: the loop-side reload glue and config writers `set` it (a
-    writer before its rename, so the watcher never races it); the watcher's thread reads it."""
+    or applied: `GatewayState.known_hash`. Shared by threads: `transport/reload.apply_snapshot`
+    sets it for every snapshot it applies (the RPC write path calls it right after its write,
+    long before a debounce ends); a writer that sets it before its rename closes even that
+    window. The watcher's thread reads it."""
 
     def __init__(self, value: str | None = None) -> None:
         self._lock = threading.Lock()
@@ -111,27 +112,10 @@ class WatcherActor(GatewayActor):
                     continue
                 paths, pending = sorted(pending), set()
                 # Only the main file's hash is known; an included file's change always counts.
-                if paths == [self._config] and self._own_content(file_hash(self._config)):
+                if paths == [self._config] and file_hash(self._config) == self._known.get():
                     log.debug("config watcher: ignoring the gateway's own write of %s", paths)
                     continue
                 self.actor_ref.tell(Call("settled", (paths,)))
         except Exception as exc:  # noqa: BLE001 - a dead watcher must not go unnoticed
             if not self._halt.is_set():
                 log.error("config watcher stopped: %s", exc)
-
-    def _own_content(self, digest: str) -> bool:
-        """The hash the loop last applied, or the one the ConfigActor last wrote (asked from
-        this worker thread, never from a message handler, with a short bound)."""
-        if digest == self._known.get():
-            return True
-        ref = registry.whereis("config")
-        if ref is None:
-            return False
-        answered, box = threading.Event(), []
-
-        def reply(result: object, _err: BaseException | None) -> None:
-            box.append(result)
-            answered.set()
-
-        ref.tell(Call("last_written_hash", (), {}, reply))  # absent method: err, result None
-        return answered.wait(1.0) and bool(box) and box[0] == digest

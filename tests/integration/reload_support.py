@@ -99,7 +99,7 @@ def config(port: int, **reload: Any) -> dict:
 def launch(gateway_factory, cfg: dict | None = None, name: str | None = None,
            **reload: Any) -> ConfigPortGateway:
     """Start a ConfigPortGateway through the fixture, which stops it at the end of the test."""
-    port = free_port()
-    gw = gateway_factory(cfg or config(port, **reload), start=False, port=port, name=name)
+    cfg = cfg or config(free_port(), **reload)
+    gw = gateway_factory(cfg, start=False, port=cfg["gateway"]["port"], name=name)
     gw.__class__ = ConfigPortGateway
     return gw.start()

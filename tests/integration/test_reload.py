@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.conftest import log_records, read_until_closed, wait_until
-from tests.integration.reload_support import free_port, launch, write_text
+from tests.conftest import log_records, open_client, read_until_closed, wait_until
+from tests.integration.reload_support import config, free_port, launch, write_text
 
 
 def test_hot_key_applies_live_without_restart(gateway_factory):
@@ -121,3 +121,21 @@ def test_hot_mode_leaves_restart_keys_pending_until_a_restart(gateway_factory):
     gw.wait_new_boot(boot)
     status = gw.reload_status()
     assert status["status"] == "ok" and status["pendingRestart"] == [] and gw.boot_and_pid()[1] == pid
+
+
+def test_watcher_ignores_the_gateways_own_write(gateway_factory):
+    cfg = config(free_port())
+    cfg["logging"] = {"level": "debug"}
+    gw = launch(gateway_factory, cfg)
+    client = open_client(gw.url)
+    try:
+        base = client.request("config.get")["payload"]["hash"]
+        res = client.request("config.patch", {
+            "raw": '{"gateway": {"auth": {"rateLimit": {"maxAttempts": 9}}}}', "baseHash": base})
+        assert res["ok"] and res["payload"]["restart"] is None, res
+    finally:
+        client.close()
+    wait_until(lambda: any(r.get("message", "").startswith("config watcher: ignoring the gateway's own write")
+                           for r in log_records(gw.log_path)), what="the watcher to skip the RPC write")
+    audit = (gw.state_dir / "logs" / "gateway-restart.log").read_text()
+    assert audit.count("event=reload ") == 1 and "reason=config.patch" in audit

@@ -118,3 +118,22 @@ def test_cli_gateway_restart_without_a_gateway(tmp_path):
     assert done.returncode == 69
     assert "no running gateway found (start it with: openclaw gateway, or openclaw service start)" \
         in done.stderr
+
+
+def test_restart_calls_count_toward_the_control_plane_limit(gateway_factory):
+    gw = launch(gateway_factory)
+    client = open_client(gw.url)
+    try:
+        # Ten minutes away: every later call coalesces into this one, nothing restarts.
+        first = client.request("gateway.restart", {"delayMs": 600000})["payload"]
+        assert first["coalesced"] is False
+        for _ in range(29):
+            assert client.request("gateway.restart", {})["payload"]["coalesced"] is True
+        limited = client.request("gateway.restart", {})
+        assert limited["ok"] is False and limited["error"]["code"] == "UNAVAILABLE"
+        assert limited["error"]["retryable"] is True and limited["error"]["retryAfterMs"] > 0
+        assert limited["error"]["details"] == {"method": "gateway.restart", "limit": "30 per 60s"}
+        # The official alias is another method with its own budget.
+        assert client.request("gateway.restart.request", {})["payload"]["coalesced"] is True
+    finally:
+        client.close()
