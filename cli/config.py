@@ -285,6 +285,9 @@ async def _write_remote(client: GatewayClient, path: str, tokens: list[Token], v
     authored = current.get("parsed") or {}
     if value is _DELETE and not get_at(authored, tokens)[0]:
         raise CliError("not_found", f"Config path not set: {path}", EXIT_FAIL)
+    if value is _DELETE and _shifts_secrets(authored, tokens):
+        raise CliError("conflict", f"cannot remove {path} through the gateway: later items hold redacted "
+                       "secrets that would move to other indexes; edit the config file directly", EXIT_FAIL)
     patch, replace = patch_for(authored, tokens, value)
     params: dict = {"raw": json.dumps(patch), "replacePaths": replace}
     if current.get("exists"):
@@ -294,6 +297,16 @@ async def _write_remote(client: GatewayClient, path: str, tokens: list[Token], v
     mode = ((result.get("config") or {}).get("gateway") or {}).get("reload", {}).get("mode", "hybrid")
     return {"path": path, "configPath": result.get("path", current.get("path")),
             "changed": not result.get("noop", False), "reload": reload, "hint": hint_for(reload, mode)}
+
+
+def _shifts_secrets(authored: dict, tokens: list[Token]) -> bool:
+    """The gateway restores a redacted secret from the same index of the stored array, so
+    removing an item before a redacted one would hand it its neighbour's secret."""
+    index = tokens[-1]
+    if not isinstance(index, int):
+        return False
+    found, items = get_at(authored, tokens[:-1])
+    return found and isinstance(items, list) and _holds_sentinel(items[index + 1:])
 
 
 def _report(verb: str, out: dict, shown: str | None, as_json: bool) -> None:

@@ -247,3 +247,22 @@ def test_edit_inside_an_include_is_refused(tmp_path: Path) -> None:
     # Edits beside the include stay possible.
     write_config(cfg, lambda doc: merge_patch(doc, {"gateway": {"port": 19001}}))
     assert json.loads(cfg.read_text()) == {"logging": {"$include": "./log.json5"}, "gateway": {"port": 19001}}
+
+
+def test_cli_patch_for_paths_and_secret_shift_guard() -> None:
+    from cli.config import _DELETE, _shifts_secrets, parse_path, patch_for
+
+    authored = {"gateway": {"controlUi": {"allowedOrigins": ["https://a", "https://b"]}}}
+    assert patch_for(authored, parse_path("logging.level"), "debug") == ({"logging": {"level": "debug"}}, [])
+    assert patch_for(authored, parse_path("logging.level"), _DELETE) == ({"logging": {"level": None}}, [])
+    # Merge patches replace arrays whole: an index sends the new array, confirmed by replacePaths.
+    assert patch_for(authored, parse_path("gateway.controlUi.allowedOrigins[0]"), _DELETE) == (
+        {"gateway": {"controlUi": {"allowedOrigins": ["https://b"]}}}, ["gateway.controlUi.allowedOrigins"])
+    assert patch_for(authored, parse_path("gateway.controlUi.allowedOrigins[2]"), "https://c")[0] == {
+        "gateway": {"controlUi": {"allowedOrigins": ["https://a", "https://b", "https://c"]}}}
+    assert parse_path('channels["my.chan"].x[3]') == ["channels", "my.chan", "x", 3]
+    # Removing an item before a redacted one would shift the secret the gateway restores by index.
+    redacted = {"x": [{"token": "__OPENCLAW_REDACTED__"}, {"token": "__OPENCLAW_REDACTED__"}]}
+    assert _shifts_secrets(redacted, parse_path("x[0]"))
+    assert not _shifts_secrets(redacted, parse_path("x[1]"))
+    assert not _shifts_secrets(redacted, parse_path("x[0].token"))
