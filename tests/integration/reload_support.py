@@ -43,17 +43,17 @@ class ConfigPortGateway(GatewayProcess):
 
     # --- observing it -----------------------------------------------------------------------
 
-    def health(self) -> dict:
+    def request_payload(self, method: str, params: dict | None = None) -> Any:
         client = open_client(self.url)
         try:
-            res = client.request("health", {"probe": True})
+            res = client.request(method, params or {})
             assert res["ok"], res
             return res["payload"]
         finally:
             client.close()
 
     def reload_status(self) -> dict:
-        return self.health()["configReload"]
+        return self.request_payload("health", {"probe": True})["configReload"]
 
     def boot_and_pid(self) -> tuple[str, int]:
         client = open_client(self.url)
@@ -96,10 +96,14 @@ def config(port: int, **reload: Any) -> dict:
                         "reload": {**FAST_RELOAD, **reload}}}
 
 
+def launch_started(gw: GatewayProcess) -> ConfigPortGateway:
+    """Start a gateway the fixture made with start=False, as a ConfigPortGateway."""
+    gw.__class__ = ConfigPortGateway  # same object: the fixture still stops it
+    return gw.start()
+
+
 def launch(gateway_factory, cfg: dict | None = None, name: str | None = None,
            **reload: Any) -> ConfigPortGateway:
     """Start a ConfigPortGateway through the fixture, which stops it at the end of the test."""
     cfg = cfg or config(free_port(), **reload)
-    gw = gateway_factory(cfg, start=False, port=cfg["gateway"]["port"], name=name)
-    gw.__class__ = ConfigPortGateway
-    return gw.start()
+    return launch_started(gateway_factory(cfg, start=False, port=cfg["gateway"]["port"], name=name))

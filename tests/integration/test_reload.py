@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.conftest import log_records, open_client, read_until_closed, wait_until
-from tests.integration.reload_support import config, free_port, launch, write_text
+from tests.integration.reload_support import config, free_port, launch, launch_started, write_text
 
 
 def test_hot_key_applies_live_without_restart(gateway_factory):
@@ -139,3 +139,19 @@ def test_watcher_ignores_the_gateways_own_write(gateway_factory):
                            for r in log_records(gw.log_path)), what="the watcher to skip the RPC write")
     audit = (gw.state_dir / "logs" / "gateway-restart.log").read_text()
     assert audit.count("event=reload ") == 1 and "reason=config.patch" in audit
+
+
+def test_an_included_file_is_watched(gateway_factory):
+    port = free_port()
+    gw = gateway_factory(config(port), start=False, port=port)
+    include = gw.config_path.with_name("logging.json5")
+    write_text(include, json.dumps({"level": "info", "file": str(gw.log_path)}))
+    doc = json.loads(gw.config_path.read_text())
+    doc["logging"] = {"$include": "./logging.json5"}
+    write_text(gw.config_path, json.dumps(doc))
+    gw = launch_started(gw)
+
+    write_text(include, json.dumps({"level": "debug", "file": str(gw.log_path)}), rename=True)
+    status = gw.wait_reload_after(None)
+    assert status["status"] == "ok"
+    assert gw.request_payload("config.get")["resolved"]["logging"]["level"] == "debug"
