@@ -91,7 +91,7 @@ def write_config(path: str | Path, compute: Compute, *, base_hash: str | None = 
         new = restore_redacted(new, old.parsed or {})
         paths = leaf_changes(old.parsed or {}, new)
         _refuse_include_edits(old.parsed or {}, paths)
-        if old.valid and old.exists and new == old.parsed:
+        if old.valid and old.parsed is not None and new == old.parsed:  # a missing file parses as {}
             return WriteResult(str(target), old, old, False, [], dry_run=dry_run)
         return _install(target, old, new, paths, dry_run)
 

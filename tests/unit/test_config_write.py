@@ -266,3 +266,9 @@ def test_cli_patch_for_paths_and_secret_shift_guard() -> None:
     assert _shifts_secrets(redacted, parse_path("x[0]"))
     assert not _shifts_secrets(redacted, parse_path("x[1]"))
     assert not _shifts_secrets(redacted, parse_path("x[0].token"))
+
+
+def test_empty_patch_on_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    result = write_config(cfg, lambda doc: merge_patch(doc, {}))
+    assert not result.changed and not cfg.exists()
