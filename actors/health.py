@@ -1,7 +1,8 @@
 """HealthActor: the gateway's health summary (protocol §9.1) and the `health` event.
 
-Other actors push their facts here (tell-only): the config actor its reload status, later the
-session store its counts and the channel supervisor its accounts. Every few seconds the summary
+Facts are pushed here (tell-only): the loop-side reload glue (transport/reload.py) its
+`configReload` status, later the session store its counts and the channel supervisor its
+accounts. Every few seconds the summary
 is rebuilt and, when its content changed (ignoring `ts` and `durationMs`), published through the
 EventHub, so `health` events go out at most once per rebuild period.
 """

@@ -261,7 +261,9 @@ class Gateway:
         limit = new.snapshot.config.gateway.auth.rate_limit
         st.limiter.configure(limit.max_attempts, limit.window_ms, limit.lockout_ms)
         try:
-            configure_logging(self.opts, new.snapshot, new.auth, self.state_dir, st.state_dir_from_env)
+            handle = configure_logging(self.opts, new.snapshot, new.auth, self.state_dir,
+                                       st.state_dir_from_env)
+            self.log_file = str(handle.file_path or "")
         except (OSError, ValueError) as exc:  # keep the previous handlers
             log.error("restart: logging not reconfigured: %s", exc)
         st.reload_status = dict(default_reload_status(new.snapshot.config.gateway.reload.mode),
