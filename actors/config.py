@@ -56,7 +56,8 @@ class ConfigActor(GatewayActor):
             "valid": snap.valid,
             "issues": [{"path": i.path, "message": i.message} for i in snap.issues],
             "warnings": [{"path": w.path, "message": w.message} for w in snap.warnings],
-            "legacyIssues": [],
+            "legacyIssues": [{"path": w.path, "message": w.message} for w in snap.warnings
+                             if w.code == "deprecated"],
             "hash": snap.hash,
             "configRevisionHash": snap.revision_hash,
             "appliedConfigHash": self._applied_hash,

@@ -56,7 +56,11 @@ async def apply_snapshot(state: GatewayState, snapshot: ConfigSnapshot, reason: 
     async with state.reload_lock:
         state.known_hash.set(snapshot.hash)
         if not snapshot.valid:
-            return _skip(state, snapshot, reason)
+            _skip(state, snapshot, reason)
+            # config.get shows the file as it is (valid:false, its issues); the gateway keeps
+            # running on state.snapshot, and appliedConfigHash stays on the last good one.
+            await _adopt(snapshot, applied=False)
+            return None
         mode = mode or snapshot.config.gateway.reload.mode
         ignored = _ignored(state.snapshot) | _ignored(snapshot)
         paths = [p for p in changed_paths(state.snapshot.resolved, snapshot.resolved)

@@ -58,6 +58,7 @@ def test_invalid_edit_keeps_running_and_fixing_it_recovers(gateway_factory):
     gw = launch(gateway_factory)
     boot, _ = gw.boot_and_pid()
     good = gw.read_config()
+    applied = gw.request_payload("config.get")["appliedConfigHash"]
 
     gw.edit(lambda d: d["gateway"].update(port="nope"))
     status = wait_until(lambda: (s := gw.reload_status())["status"] == "error" and s,
@@ -66,11 +67,15 @@ def test_invalid_edit_keeps_running_and_fixing_it_recovers(gateway_factory):
     assert gw.boot_and_pid()[0] == boot
     assert any(r.get("message", "").startswith("config reload skipped (invalid config): gateway.port")
                for r in log_records(gw.log_path))
+    shown = gw.request_payload("config.get")  # the file as it is, the old config still applied
+    assert shown["valid"] is False and shown["appliedConfigHash"] == applied
+    assert [i["path"] for i in shown["issues"]] == ["gateway.port"]
 
     write_text(gw.config_path, json.dumps(good))
     status = wait_until(lambda: (s := gw.reload_status())["status"] == "ok" and s,
                         what="configReload status ok again")
     assert status["lastError"] is None and gw.boot_and_pid()[0] == boot
+    assert gw.request_payload("config.get")["valid"] is True
 
 
 def test_rename_save_is_seen(gateway_factory):
