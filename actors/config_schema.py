@@ -30,13 +30,7 @@ LogLevel = Literal["silent", "fatal", "error", "warn", "info", "debug", "trace"]
 
 
 class _Section(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=False):
-    def get(self, key: str, default: Any = None) -> Any:
-        """Read a key by its file spelling: code written when sections were plain dicts
-        (`config.agents.get("defaults", {})`) keeps working."""
-        for name, encoded in zip(self.__struct_fields__, self.__struct_encode_fields__):
-            if encoded == key:
-                return getattr(self, name)
-        return default
+    pass
 
 
 # --- gateway (§6.1) -------------------------------------------------------------------

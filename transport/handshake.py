@@ -200,5 +200,4 @@ def readable_id(data: str) -> str | None:
 
 
 def attachment_max_bytes(state: GatewayState) -> int:
-    media = state.snapshot.config.agents.get("defaults", {}).get("mediaMaxMb", 20)
-    return int(media) * 1048576 if isinstance(media, int) else 20971520
+    return state.snapshot.config.agents.defaults.media_max_mb * 1048576
