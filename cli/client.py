@@ -156,6 +156,19 @@ def rpc_failure(err: RpcError) -> CliError:
     return CliError("rpc_error", e.get("message", "error"), EXIT_FAIL, **extra)
 
 
+def run_or_fail(main: Callable[[], Any], target: Target, timeout_ms: int | None, as_json: bool) -> Any:
+    """`asyncio.run(main())`, with every client failure turned into its exit code."""
+    try:
+        return asyncio.run(main())
+    except CliError as err:
+        fail(err, as_json)
+    except RpcError as err:
+        fail(rpc_failure(err), as_json)
+    except asyncio.TimeoutError:
+        fail(CliError("unreachable", f"no answer from {target.url} within {timeout_ms or 10000}ms",
+                      EXIT_UNREACHABLE), as_json)
+
+
 def with_client(conn: dict, as_json: bool, work: Callable[[GatewayClient], Any]) -> Any:
     """Connect, run `await work(client)`, and turn any failure into its exit code."""
     target = make_target(conn)
@@ -164,15 +177,7 @@ def with_client(conn: dict, as_json: bool, work: Callable[[GatewayClient], Any])
         async with GatewayClient(target, conn.get("timeout_ms") or 10000) as client:
             return await work(client)
 
-    try:
-        return asyncio.run(main())
-    except CliError as err:
-        fail(err, as_json)
-    except RpcError as err:
-        fail(rpc_failure(err), as_json)
-    except asyncio.TimeoutError:
-        fail(CliError("unreachable", f"no answer from {target.url} within {conn.get('timeout_ms')}ms",
-                      EXIT_UNREACHABLE), as_json)
+    return run_or_fail(main, target, conn.get("timeout_ms"), as_json)
 
 
 METHOD_NAME = re.compile(r"^[a-z][A-Za-z0-9._-]*$")

@@ -8,7 +8,6 @@ scopes apply; otherwise they work on the file under its lock (§5.5). `file`, `v
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any, Awaitable, Callable
@@ -21,7 +20,7 @@ from actors.config_reload import classify, join
 from actors.config_schema import REDACTED, is_sensitive_key
 from actors.config_write import WriteError, write_config
 from actors.paths import resolve_config_path, resolve_state_dir
-from cli.client import GatewayClient, RpcError, connection_options, make_target, rpc_failure
+from cli.client import GatewayClient, connection_options, make_target, run_or_fail
 from cli.output import EXIT_CONFIG, EXIT_FAIL, EXIT_USAGE, CliError, emit_json, fail, warn
 
 NO_RESTART = "No gateway restart needed."
@@ -184,14 +183,7 @@ def _remote(conn: dict, as_json: bool, work: Callable[[GatewayClient], Awaitable
         finally:
             client.close()
 
-    try:
-        return asyncio.run(main())
-    except CliError as err:
-        fail(err, as_json)
-    except RpcError as err:
-        fail(rpc_failure(err), as_json)
-    except asyncio.TimeoutError:
-        fail(CliError("unreachable", f"no answer from {target.url}", 69), as_json)
+    return run_or_fail(main, target, conn.get("timeout_ms"), as_json)
 
 
 # --- get ---------------------------------------------------------------------------------------
