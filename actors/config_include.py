@@ -10,8 +10,10 @@ Errors name the chain of files that led to them, newest first:
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from actors.config_reload import join
 from actors.config_validate import Issue
@@ -25,6 +27,22 @@ MAX_PATH_CHARS = 4096
 # Parses a file's text; raises ValueError with a message already of the form
 # `<file>:<line>:<col>: <message>` (the loader's parser, passed in to keep one parser).
 Parser = Callable[[str, Path], Any]
+
+
+# Included files to read from another path instead (real path → stand-in), for validating a
+# write's candidate files before they replace the real ones; per context, so concurrent loads
+# elsewhere never see it.
+_STAND_INS: ContextVar[dict[Path, Path]] = ContextVar("include_stand_ins", default={})
+
+
+@contextmanager
+def reading_instead(stand_ins: dict[Path, Path]) -> Iterator[None]:
+    """Within the block, an include whose real path is a key is read from its value."""
+    token = _STAND_INS.set({Path(os.path.realpath(k)): Path(v) for k, v in stand_ins.items()})
+    try:
+        yield
+    finally:
+        _STAND_INS.reset(token)
 
 
 class _Failed(Exception):
@@ -70,7 +88,19 @@ class Includes:
         siblings = {k: self._node(v, join(path, k), chain) for k, v in node.items() if k != KEY}
         return deep_merge(merged, siblings)
 
+    def authored(self, spec: str, chain: list[Path]) -> tuple[Path, bytes, dict] | None:
+        """(the included file, its bytes, its own unresolved document) for `spec` included from
+        `chain[-1]`, by the same rules as resolving; None when it does not resolve."""
+        try:
+            return self._load(spec, KEY, chain)
+        except _Failed:
+            return None
+
     def _file(self, spec: str, where: str, path: str, chain: list[Path]) -> dict:
+        target, _data, doc = self._load(spec, where, chain)
+        return self._node(doc, path, [*chain, target])
+
+    def _load(self, spec: str, where: str, chain: list[Path]) -> tuple[Path, bytes, dict]:
         def fail(message: str) -> _Failed:
             origin = ", ".join(f"included from {f}" for f in reversed(chain))
             self.issues.append(Issue(where, f"{spec}: {message} ({origin})", "include"))
@@ -92,7 +122,7 @@ class Includes:
         if not real.is_file():
             raise fail("not a regular file")
         try:
-            data = real.read_bytes()
+            data = _STAND_INS.get().get(real, real).read_bytes()
         except OSError as exc:
             raise fail(f"cannot read: {exc.strerror}") from None
         if len(data) > MAX_FILE_BYTES:
@@ -105,7 +135,7 @@ class Includes:
             raise fail(str(exc)) from None
         if not isinstance(doc, dict):
             raise fail("the included document must be an object")
-        return self._node(doc, path, [*chain, target])
+        return target, data, doc
 
 
 def deep_merge(base: dict, over: dict) -> dict:

@@ -9,6 +9,11 @@ writer while a gateway runs) and the CLI (when no gateway is reachable).
 The candidate is validated by loading the very temp file that will be renamed into place, so
 what was validated is byte for byte what gets installed, and `$include`/`${VAR}` resolve
 exactly as they will for the real file (same directory).
+
+A change under a single-file `$include` without sibling keys is written to that file (and so
+on down nested ones), each changed file with its own temp file, mode, backups and rename, all
+under the root's lock; the whole config is validated with the included files read from their
+temp files (`reading_instead`) before any rename. Include arrays and overridden includes refuse.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from typing import Any, Callable
 import msgspec
 
 from actors.config_include import KEY as INCLUDE_KEY
-from actors.config_load import ConfigSnapshot, Issue, load_config, revision
+from actors.config_include import MAX_DEPTH as INCLUDE_MAX_DEPTH
+from actors.config_include import Includes, reading_instead
+from actors.config_load import ConfigSnapshot, Issue, _parse_file, load_config, revision
 from actors.config_reload import join, split_path
 from actors.config_schema import REDACTED
 
@@ -72,6 +79,10 @@ def write_config(path: str | Path, compute: Compute, *, base_hash: str | None = 
 
     `require_base`: when set and the file exists, `base_hash` is required (this text is the
     error message when it is missing) and must equal the file's current hash.
+
+    `compute` sees the authored document with every single-file `$include` that has no
+    sibling keys replaced by the included file's own authored document; a change there is
+    written to that file (§5.5 step 4), the including file keeping its `$include`.
     """
     target = Path(os.path.realpath(path))  # a symlinked config is written through to its target
     # A first `config set` on a fresh machine has no state dir yet; it holds secrets: 0700.
@@ -86,21 +97,113 @@ def write_config(path: str | Path, compute: Compute, *, base_hash: str | None = 
         if old.exists and old.parsed is None and not _replaces_whole(compute):
             raise WriteError("unreadable", "invalid config: " + "; ".join(i.line() for i in old.issues),
                              old.issues)
-        current = json.loads(json.dumps(old.parsed or {}))
-        new = compute(current)
-        new = restore_redacted(new, old.parsed or {})
-        paths = leaf_changes(old.parsed or {}, new)
-        _refuse_include_edits(old.parsed or {}, paths)
-        if old.valid and old.parsed is not None and new == old.parsed:  # a missing file parses as {}
-            return WriteResult(str(target), old, old, False, [], dry_run=dry_run)
-        return _install(target, old, new, paths, dry_run)
+        root = _Source(target, None, old.parsed or {}, ())
+        root.mounts = _find_mounts(Includes(target, _parse_file), root.authored, [target], (), set())
+        view = root.view()
+        new = compute(json.loads(json.dumps(view)))
+        new = restore_redacted(new, view)
+        paths = leaf_changes(view, new)
+        writes: list[tuple[_Source, dict]] = []
+        root_new = root.split(new, writes)
+        writes.insert(0, (root, root_new))
+        for source, authored in writes:
+            _refuse_include_edits(source.authored, leaf_changes(source.authored, authored), source.prefix)
+        writes = [(s, a) for s, a in writes if s is root or a != s.authored]
+        if old.valid and old.parsed is not None and len(writes) == 1 and root_new == old.parsed:
+            return WriteResult(str(target), old, old, False, [], dry_run=dry_run)  # a missing file parses as {}
+        if root_new == old.parsed and old.parsed is not None and old.exists:
+            writes = writes[1:]  # the root file itself stays byte for byte as it is
+        return _install(target, old, writes, paths, dry_run)
 
 
-def _refuse_include_edits(authored: dict, paths: list[str]) -> None:
-    """A change inside a subtree an `$include` supplies would shadow the included file with
-    sibling keys the user never sees there; refuse it and name the file (§5.5 step 4).
-    Writing single-file includes through to their file is not done yet: refusing never
-    loses anything."""
+@dataclass(eq=False)
+class _Source:
+    """One file of the authored config: the root or a single-file `$include` target."""
+    path: Path  # real path: the file written
+    data: bytes | None  # bytes read (None: the root, whose snapshot holds them)
+    authored: dict
+    prefix: tuple[str, ...]  # where its document sits in the whole config
+    mounts: dict[tuple[str, ...], tuple[str, "_Source"]] = field(default_factory=dict)
+
+    def view(self) -> Any:
+        """The document with every mounted include replaced by its file's own view."""
+        doc: Any = json.loads(json.dumps(self.authored))
+        for at, (_spec, child) in self.mounts.items():
+            doc = _put(doc, at, child.view())
+        return doc
+
+    def split(self, new: Any, writes: list[tuple["_Source", dict]]) -> Any:
+        """`new` (a view of this file) back to this file's authored document; the new
+        documents of mounted includes whose content `new` gives go to `writes`."""
+        authored = json.loads(json.dumps(new))
+        for at, (spec, child) in self.mounts.items():
+            content = _get(new, at)
+            # An `$include` node here (unchanged or not) stays this file's own edit.
+            if isinstance(content, dict) and INCLUDE_KEY not in content:
+                writes.append((child, child.split(content, writes)))
+                authored = _put(authored, at, {INCLUDE_KEY: spec})
+        return authored
+
+
+def _find_mounts(includes: Includes, node: Any, chain: list[Path], at: tuple[str, ...],
+                 seen: set[Path]) -> dict:
+    """Object paths in `node` holding exactly `{"$include": "<one path>"}` that resolve, mapped
+    to (the spec, the included file); includes nested in those files likewise, recursively."""
+    if not isinstance(node, dict):
+        return {}
+    if INCLUDE_KEY not in node:
+        out: dict = {}
+        for key, value in node.items():
+            out.update(_find_mounts(includes, value, chain, (*at, key), seen))
+        return out
+    spec = node[INCLUDE_KEY]
+    if len(node) != 1 or not isinstance(spec, str) or len(chain) > INCLUDE_MAX_DEPTH:
+        return {}
+    found = includes.authored(spec, chain)
+    if found is None:
+        return {}
+    target, data, doc = found
+    real = Path(os.path.realpath(target))
+    if real in seen:  # one file included twice: writing it through one place is ambiguous
+        return {}
+    seen.add(real)
+    child = _Source(real, data, doc, at)
+    child.mounts = _find_mounts(includes, doc, [*chain, target], (), seen)
+    # Paths inside a child are relative to its own document; keep the whole-config prefix.
+    for _at, (_spec, grandchild) in child.mounts.items():
+        _shift(grandchild, at)
+    return {at: (spec, child)}
+
+
+def _shift(source: _Source, by: tuple[str, ...]) -> None:
+    source.prefix = (*by, *source.prefix)
+    for _at, (_spec, child) in source.mounts.items():
+        _shift(child, by)
+
+
+def _get(doc: Any, at: tuple[str, ...]) -> Any:
+    for key in at:
+        if not isinstance(doc, dict) or key not in doc:
+            return _MISSING
+        doc = doc[key]
+    return doc
+
+
+def _put(doc: Any, at: tuple[str, ...], value: Any) -> Any:
+    if not at:
+        return value
+    node = doc
+    for key in at[:-1]:
+        node = node[key]
+    node[at[-1]] = value
+    return doc
+
+
+def _refuse_include_edits(authored: dict, paths: list[str], prefix: tuple[str, ...] = ()) -> None:
+    """A change inside a subtree an include array or an `$include` with sibling keys supplies
+    would shadow the included files with sibling keys the user never sees there; refuse it
+    and name the file (§5.5 step 4). `paths` are relative to `authored`, which sits at
+    `prefix` in the whole config (the message names the whole path)."""
     for path in paths:
         parts = split_path(path)
         node: Any = authored
@@ -111,7 +214,10 @@ def _refuse_include_edits(authored: dict, paths: list[str]) -> None:
             if INCLUDE_KEY in node and parts[i + 1] != INCLUDE_KEY:
                 source = node[INCLUDE_KEY]
                 files = ", ".join(source) if isinstance(source, list) else str(source)
-                raise WriteError("include", f"{path} comes from $include {files}; edit that file directly")
+                whole = ""
+                for key in (*prefix, *parts):
+                    whole = join(whole, key)
+                raise WriteError("include", f"{whole} comes from $include {files}; edit that file directly")
 
 
 def replace_whole(doc: dict) -> Compute:
@@ -156,33 +262,48 @@ def serialize(doc: dict) -> bytes:
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def _install(target: Path, old: ConfigSnapshot, new: dict, paths: list[str],
+def _install(target: Path, old: ConfigSnapshot, writes: list[tuple[_Source, dict]], paths: list[str],
              dry_run: bool) -> WriteResult:
-    data = serialize(new)
-    mode = (os.stat(target).st_mode & 0o7777) if old.exists else NEW_FILE_MODE
-    tmp = f"{target}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    """Write every changed file (the root and/or included files) to its own temp file,
+    validate the whole config as loaded from those temp files, then replace each file."""
+    temps: list[tuple[_Source, str, str]] = []  # (file, temp path, hash it had when read)
+    warnings: list[str] = []
     try:
-        _write_synced(tmp, data, mode)
-        loaded = load_config(tmp)
+        for source, authored in writes:
+            is_root = source.path == target
+            exists = old.exists if is_root else True
+            mode = (os.stat(source.path).st_mode & 0o7777) if exists else NEW_FILE_MODE
+            tmp = f"{source.path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+            temps.append((source, tmp, old.hash if is_root else revision(source.data or b"")))
+            _write_synced(tmp, serialize(authored), mode)
+            raw = old.raw if is_root else (source.data or b"").decode("utf-8", errors="replace")
+            if raw and has_comments(raw):
+                warnings.append(f"comments in {source.path} were not preserved")
+        root_tmp = next((tmp for s, tmp, _h in temps if s.path == target), None)
+        with reading_instead({s.path: Path(tmp) for s, tmp, _h in temps if s.path != target}):
+            loaded = load_config(root_tmp or target)
         if loaded.issues:
             first = loaded.issues[0]
             raise WriteError("invalid", f"invalid config: {first.line()}", loaded.issues)
         snapshot = msgspec.structs.replace(loaded, path=str(target))
-        warnings = [f"comments in {target} were not preserved"] if old.raw and has_comments(old.raw) else []
         if dry_run:
             return WriteResult(str(target), old, snapshot, True, paths, warnings, dry_run=True)
         if before_replace is not None:
-            before_replace(tmp)
+            for _s, tmp, _h in temps:
+                before_replace(tmp)
         # Someone outside the lock (an editor) may have saved meanwhile: never overwrite that.
-        if _disk_hash(target) != old.hash:
-            raise WriteError("conflict", f"{target} changed on disk during the write; nothing written")
-        _rotate_backups(target, old.exists)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        for source, _tmp, read_hash in temps:
+            if _disk_hash(source.path) != read_hash:
+                raise WriteError("conflict", f"{source.path} changed on disk during the write; nothing written")
+        for source, tmp, _h in temps:
+            _rotate_backups(source.path, old.exists if source.path == target else True)
+            os.replace(tmp, source.path)
+            _fsync_dir(source.path.parent)
         return WriteResult(str(target), old, snapshot, True, paths, warnings)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for _s, tmp, _h in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def _write_synced(path: str, data: bytes, mode: int) -> None:

@@ -93,6 +93,27 @@ def test_set_without_a_gateway(tmp_path):
     assert cfg.read_bytes() != before and json.loads(cfg.read_text())["gateway"]["auth"]["token"] == "n3w"
 
 
+def test_set_without_a_gateway_writes_into_the_included_file(tmp_path):
+    state = tmp_path / "state"
+    inc = write(state / "conf" / "logging.json5", '{level: "info"}')
+    cfg = write(state / "openclaw.json", {"logging": {"$include": "./conf/logging.json5"}})
+    before = cfg.read_bytes()
+    env = offline_env(state)
+    res = cli("config", "set", "logging.level", "debug", env=env, home=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0] == f"Set logging.level = debug ({cfg})"
+    assert json.loads(inc.read_text()) == {"level": "debug"}
+    assert cfg.read_bytes() == before
+    res = cli("config", "get", "logging.level", env=env, home=tmp_path)
+    assert res.stdout == "debug\n"
+    # An include array keeps the refusal.
+    cfg.write_text(json.dumps({"logging": {"$include": ["./conf/logging.json5"]}}))
+    res = cli("config", "set", "logging.level", "warn", env=env, home=tmp_path)
+    assert res.returncode == 1
+    assert "logging.level comes from $include ./conf/logging.json5; edit that file directly" in res.stderr
+    assert json.loads(inc.read_text()) == {"level": "debug"}
+
+
 def test_unset(tmp_path):
     state = tmp_path / "state"
     cfg = write(state / "openclaw.json", {"gateway": {"port": 19001}, "logging": {"level": "debug"}})

@@ -235,18 +235,79 @@ def test_merge_patch_rules() -> None:
     assert current == {"a": {"list": [1, 2, 3], "keep": True}, "b": 1}  # the input is not changed
 
 
-def test_edit_inside_an_include_is_refused(tmp_path: Path) -> None:
+def test_edit_inside_a_single_file_include_is_written_to_that_file(tmp_path: Path) -> None:
     cfg = tmp_path / "openclaw.json"
-    (tmp_path / "log.json5").write_text('{level: "info"}')
-    cfg.write_text('{"logging": {"$include": "./log.json5"}}')
+    inc = tmp_path / "log.json5"
+    inc.write_text('{level: "info", /* note */ file: "/tmp/x.log"}')
+    os.chmod(inc, 0o640)
+    cfg.write_text('{"logging": {"$include": "./log.json5"}, "gateway": {"port": 18789}}')
     before = cfg.read_bytes()
+    result = write_config(cfg, set_level("debug"))
+    assert result.changed and result.changed_paths == ["logging.level"]
+    assert cfg.read_bytes() == before  # the root is left byte for byte
+    assert json.loads(inc.read_text()) == {"level": "debug", "file": "/tmp/x.log"}
+    assert inc.read_text().endswith("}\n") and inc.stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "log.json5.bak").read_text() == '{level: "info", /* note */ file: "/tmp/x.log"}'
+    assert not (tmp_path / "openclaw.json.bak").exists()
+    assert result.warnings == [f"comments in {inc} were not preserved"]
+    assert result.snapshot.resolved["logging"]["level"] == "debug"
+    assert load_config(cfg).resolved["logging"]["level"] == "debug"
+    assert not list(tmp_path.glob("*.tmp-*"))
+    # Unset inside the included file, and an edit beside the include, each go to their own file.
+    write_config(cfg, lambda doc: merge_patch(doc, {"logging": {"file": None}, "gateway": {"port": 19001}}))
+    assert json.loads(inc.read_text()) == {"level": "debug"}
+    assert json.loads(cfg.read_text()) == {"logging": {"$include": "./log.json5"}, "gateway": {"port": 19001}}
+    # A whole document that keeps the `$include` node as authored leaves the included file alone.
+    write_config(cfg, replace_whole({"logging": {"$include": "./log.json5"}, "gateway": {"port": 19002}}))
+    assert json.loads(inc.read_text()) == {"level": "debug"}
+
+
+def test_nested_single_file_includes_write_through(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    (tmp_path / "sub").mkdir()
+    outer, inner = tmp_path / "sub" / "gw.json", tmp_path / "sub" / "reload.json"
+    inner.write_text('{"mode": "hot"}')
+    outer.write_text('{"port": 18789, "reload": {"$include": "./reload.json"}}')
+    cfg.write_text('{"gateway": {"$include": "./sub/gw.json"}}')
+    before_root, before_outer = cfg.read_bytes(), outer.read_bytes()
+    write_config(cfg, lambda doc: merge_patch(doc, {"gateway": {"reload": {"mode": "off"}}}))
+    assert json.loads(inner.read_text()) == {"mode": "off"}
+    assert cfg.read_bytes() == before_root and outer.read_bytes() == before_outer
+
+
+def test_invalid_write_through_writes_nothing(tmp_path: Path) -> None:
+    cfg = tmp_path / "openclaw.json"
+    inc = tmp_path / "gw.json"
+    inc.write_text('{"port": 18789}')
+    cfg.write_text('{"gateway": {"$include": "./gw.json"}}')
+    before_root, before_inc = cfg.read_bytes(), inc.read_bytes()
+    with pytest.raises(WriteError) as caught:
+        write_config(cfg, lambda doc: merge_patch(doc, {"gateway": {"port": "abc"}, "logging": {"level": "debug"}}))
+    assert caught.value.kind == "invalid" and "gateway.port" in caught.value.message
+    assert cfg.read_bytes() == before_root and inc.read_bytes() == before_inc
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gw.json", "openclaw.json", "openclaw.json.lock"]
+    # dry run validates the same way and writes nothing either
+    result = write_config(cfg, lambda doc: merge_patch(doc, {"gateway": {"port": 19001}}), dry_run=True)
+    assert result.dry_run and result.snapshot.resolved["gateway"]["port"] == 19001
+    assert inc.read_bytes() == before_inc
+
+
+@pytest.mark.parametrize("include", ['{"$include": ["./log.json5"]}',
+                                     '{"$include": "./log.json5", "file": "/tmp/x.log"}'])
+def test_edit_inside_an_include_array_or_overridden_include_is_refused(tmp_path: Path, include: str) -> None:
+    cfg = tmp_path / "openclaw.json"
+    inc = tmp_path / "log.json5"
+    inc.write_text('{level: "info"}')
+    cfg.write_text('{"logging": %s}' % include)
+    before, before_inc = cfg.read_bytes(), inc.read_bytes()
     with pytest.raises(WriteError) as caught:
         write_config(cfg, set_level("debug"))
+    assert caught.value.kind == "include"
     assert caught.value.message == "logging.level comes from $include ./log.json5; edit that file directly"
-    assert cfg.read_bytes() == before
+    assert cfg.read_bytes() == before and inc.read_bytes() == before_inc
     # Edits beside the include stay possible.
     write_config(cfg, lambda doc: merge_patch(doc, {"gateway": {"port": 19001}}))
-    assert json.loads(cfg.read_text()) == {"logging": {"$include": "./log.json5"}, "gateway": {"port": 19001}}
+    assert json.loads(cfg.read_text()) == {"logging": json.loads(include), "gateway": {"port": 19001}}
 
 
 def test_cli_patch_for_paths_and_secret_shift_guard() -> None:
