@@ -242,6 +242,11 @@ def _holds_sentinel(value: Any) -> bool:
     return value == REDACTED
 
 
+def _authored(resolved: dict, tokens: list[Token]) -> bool:
+    """Whether the files (the root and its $includes) set this path: what `unset` removes."""
+    return get_at(resolved or {}, tokens)[0]
+
+
 def _write(path: str, value: Any, dry_run: bool, as_json: bool, conn: dict) -> dict:
     """Run one set/unset; the result document of §4.7 (without `ok`)."""
     tokens = parse_path(path)
@@ -253,7 +258,7 @@ def _write(path: str, value: Any, dry_run: bool, as_json: bool, conn: dict) -> d
     current = load_config(cfg_path)
     if not current.valid:
         raise invalid_config(cfg_path, _issues(current))
-    if value is _DELETE and not get_at(current.parsed or {}, tokens)[0]:
+    if value is _DELETE and not _authored(current.resolved, tokens):
         raise CliError("not_found", f"Config path not set: {path}", EXIT_FAIL)
     try:
         result = write_config(cfg_path, lambda doc: set_at(doc, tokens, value), dry_run=dry_run)
@@ -275,7 +280,7 @@ async def _write_remote(client: GatewayClient, path: str, tokens: list[Token], v
     if not current.get("valid", True):
         raise invalid_config(current.get("path", ""), current.get("issues") or [])
     authored = current.get("parsed") or {}
-    if value is _DELETE and not get_at(authored, tokens)[0]:
+    if value is _DELETE and not _authored(current.get("resolved") or authored, tokens):
         raise CliError("not_found", f"Config path not set: {path}", EXIT_FAIL)
     if value is _DELETE and _shifts_secrets(authored, tokens):
         raise CliError("conflict", f"cannot remove {path} through the gateway: later items hold redacted "

@@ -106,6 +106,10 @@ def test_set_without_a_gateway_writes_into_the_included_file(tmp_path):
     assert cfg.read_bytes() == before
     res = cli("config", "get", "logging.level", env=env, home=tmp_path)
     assert res.stdout == "debug\n"
+    res = cli("config", "unset", "logging.level", env=env, home=tmp_path)  # also lives in the include
+    assert res.returncode == 0, res.stderr
+    assert json.loads(inc.read_text()) == {} and cfg.read_bytes() == before
+    write(inc, {"level": "debug"})
     # An include array keeps the refusal.
     cfg.write_text(json.dumps({"logging": {"$include": ["./conf/logging.json5"]}}))
     res = cli("config", "set", "logging.level", "warn", env=env, home=tmp_path)
