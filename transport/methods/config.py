@@ -64,18 +64,20 @@ async def config_patch(params: PatchParams, ctx) -> dict:
 
 @method("config.set", scope=ADMIN, params=SetParams)
 async def config_set(params: SetParams, ctx) -> dict:
-    check_control_plane(ctx, "config.set")
-    doc = _parse_raw("config.set", params.raw)
-    result = await _ask_write("replace", doc, params.base_hash, BASE_REQUIRED)
-    return await _answer(ctx, "config.set", result, params)
+    return await _replace("config.set", params, ctx)
 
 
 @method("config.apply", scope=ADMIN, params=ApplyParams)
 async def config_apply(params: ApplyParams, ctx) -> dict:
-    check_control_plane(ctx, "config.apply")
-    doc = _parse_raw("config.apply", params.raw)
+    return await _replace("config.apply", params, ctx)
+
+
+async def _replace(name: str, params: SetParams | ApplyParams, ctx) -> dict:
+    """config.set and config.apply: `raw` is the whole new file."""
+    check_control_plane(ctx, name)
+    doc = _parse_raw(name, params.raw)
     result = await _ask_write("replace", doc, params.base_hash, BASE_REQUIRED)
-    return await _answer(ctx, "config.apply", result, params)
+    return await _answer(ctx, name, result, params)
 
 
 def _parse_raw(name: str, raw: str) -> dict:
