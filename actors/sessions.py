@@ -309,6 +309,9 @@ class SessionStore(GatewayActor):
     def set_defaults(self, defaults: dict) -> None:
         self._defaults = dict(defaults)
 
+    def defaults(self) -> dict:
+        return dict(self._defaults)
+
     def row(self, key: str) -> dict | None:
         canonical, _, db = self._db_for(key)
         return self._row(db, canonical)
@@ -325,9 +328,11 @@ class SessionStore(GatewayActor):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        row = self._row(db, canonical)
         if created:
             self._tell_health(agent_id)
-        return self._row(db, canonical)  # type: ignore[return-value]
+            self._publish("create", canonical, row)
+        return row  # type: ignore[return-value]
 
     def append(self, key: str, message: dict, now: int | None = None) -> dict:
         """Store one message in the session's current transcript and return it as
@@ -385,7 +390,8 @@ class SessionStore(GatewayActor):
             db.execute("ROLLBACK")
             raise
         self._tell_health(agent_id)
-        del created
+        if created:
+            self._publish("create", canonical, self._row(db, canonical))
         return self._message(message_id, seq, role, content_json, run_id if isinstance(
             run_id, str) else None, ts, extra_json, None)
 
@@ -569,7 +575,9 @@ class SessionStore(GatewayActor):
             db.execute("ROLLBACK")
             raise
         self._tell_health(agent_id)
-        return self._row(db, canonical)  # type: ignore[return-value]
+        row = self._row(db, canonical)
+        self._publish("patch", canonical, row)
+        return row  # type: ignore[return-value]
 
     def reset(self, key: str, reason: str = "reset", now: int | None = None) -> dict:
         """sessions.reset (protocol §13.5): a new session id under the same key; earlier
@@ -587,7 +595,9 @@ class SessionStore(GatewayActor):
             db.execute("ROLLBACK")
             raise
         self._tell_health(agent_id)
-        return self._row(db, canonical)  # type: ignore[return-value]
+        entry = self._row(db, canonical)
+        self._publish("reset", canonical, entry)
+        return entry  # type: ignore[return-value]
 
     def delete(self, key: str, delete_transcript: bool = True) -> dict:
         """sessions.delete (protocol §13.6): the row and every transcript the key ever had
@@ -625,6 +635,7 @@ class SessionStore(GatewayActor):
             db.execute("ROLLBACK")
             raise
         self._tell_health(agent_id)
+        self._publish("delete", canonical, None)
         return {"ok": True, "key": canonical, "deleted": True, "archived": archived}
 
     def apply_reset_policy(self, key: str, now: int | None = None,
@@ -762,6 +773,21 @@ class SessionStore(GatewayActor):
         r = db.execute("SELECT content FROM messages WHERE session_id = ? ORDER BY seq DESC "
                        "LIMIT 1", (session_id,)).fetchone()
         return _cut(_text_of(_decode(r[0])), 240) if r else None
+
+    def _publish(self, reason: str, key: str, row: dict | None) -> None:
+        """`sessions.changed` (protocol §7.5) through the EventHub, tell-only; the store is
+        the one owner of these events since every row change goes through it."""
+        if not self._notify:
+            return
+        hub = registry.whereis("events")
+        if hub is None:
+            return
+        payload = {"ts": now_ms(), "reason": reason, "key": key,
+                   "session": dict(row) if row is not None else None}
+        try:
+            hub.tell(Call("publish", ("sessions.changed", payload)))
+        except Exception:  # noqa: BLE001 - the hub stopped meanwhile
+            pass
 
     def _tell_health(self, agent_id: str) -> None:
         if not self._notify:

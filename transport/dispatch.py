@@ -59,13 +59,14 @@ def method_names() -> list[str]:
     return sorted(table())
 
 
-def _authorize(spec: Method, caller: Caller) -> None:
+def _authorize(spec: Method, caller: Caller, raw_params: bytes | msgspec.Raw = b"{}") -> None:
     if caller.role != "operator":
         raise GatewayError(FORBIDDEN, f"unauthorized role: {caller.role}")
-    if not scope_satisfied(caller.scopes, spec.scope):
-        raise GatewayError(FORBIDDEN, f"missing scope: {spec.scope}",
-                           details={"code": "MISSING_SCOPE", "missingScope": spec.scope,
-                                    "requiredScopes": satisfying_scopes(spec.scope)})
+    scope = spec.scope if spec.scope_of is None else spec.scope_of(bytes(raw_params))
+    if not scope_satisfied(caller.scopes, scope):
+        raise GatewayError(FORBIDDEN, f"missing scope: {scope}",
+                           details={"code": "MISSING_SCOPE", "missingScope": scope,
+                                    "requiredScopes": satisfying_scopes(scope)})
 
 
 def decode_params(spec: Method, raw: bytes | msgspec.Raw) -> Any:
@@ -88,7 +89,7 @@ async def dispatch(state: GatewayState, caller: Caller, method: str, raw_params:
     spec = table().get(method)
     if spec is None:
         raise invalid(f"unknown method: {method}")
-    _authorize(spec, caller)
+    _authorize(spec, caller, raw_params)
     params = decode_params(spec, raw_params)
     started = time.perf_counter()
     state.in_flight += 1

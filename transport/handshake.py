@@ -21,7 +21,7 @@ from transport.protocol import (
 )
 from transport.state import DRAINING, READY, GatewayState
 
-EVENTS = ["connect.challenge", "tick", "presence", "health", "shutdown"]
+EVENTS = ["connect.challenge", "tick", "presence", "health", "shutdown", "sessions.changed"]
 
 
 def tick_interval_ms() -> int:

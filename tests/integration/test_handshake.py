@@ -78,10 +78,13 @@ def test_hello_ok_shape(gw, ws_clients):
     assert UUID_RE.match(server["bootId"]) and UUID_RE.match(server["connId"])
 
     assert set(hello["features"]) == {"methods", "events"}
-    assert hello["features"]["methods"] == ["config.apply", "config.get", "config.patch", "config.schema",
-                                            "config.set", "gateway.restart", "gateway.restart.request", "health",
-                                            "status", "system-presence"]
-    assert hello["features"]["events"] == ["connect.challenge", "tick", "presence", "health", "shutdown"]
+    assert hello["features"]["methods"] == ["chat.history", "config.apply", "config.get", "config.patch",
+                                            "config.schema", "config.set", "gateway.restart",
+                                            "gateway.restart.request", "health", "sessions.delete",
+                                            "sessions.list", "sessions.patch", "sessions.preview",
+                                            "sessions.reset", "status", "system-presence"]
+    assert hello["features"]["events"] == ["connect.challenge", "tick", "presence", "health", "shutdown",
+                                           "sessions.changed"]
 
     snap = hello["snapshot"]
     assert {"presence", "health", "stateVersion", "uptimeMs"} <= set(snap)

@@ -19,18 +19,21 @@ class Method:
     scope: str
     handler: Handler
     params: type | None = None  # a msgspec Struct; mutating methods forbid unknown fields
+    # For a scope that depends on the params (sessions.patch): raw params bytes → scope,
+    # computed before validation.
+    scope_of: Callable[[bytes], str] | None = None
 
 
 _TABLE: dict[str, Method] = {}
-_MODULES = ("system", "config", "gateway", "schema")
+_MODULES = ("system", "config", "gateway", "schema", "sessions")
 _loaded: list[bool] = []
 
 
-def method(name: str, *, scope: str, params: type | None = None,
-           aliases: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+def method(name: str, *, scope: str, params: type | None = None, aliases: tuple[str, ...] = (),
+           scope_of: Callable[[bytes], str] | None = None) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         for each in (name, *aliases):
-            _TABLE[each] = Method(each, scope, handler, params)
+            _TABLE[each] = Method(each, scope, handler, params, scope_of)
         return handler
     return register
 

@@ -1,0 +1,153 @@
+"""Session methods (protocol §13.1-§13.6) and `chat.history` (§14.2): thin handlers over the
+SessionStore actor ("sessions"), reached only through `bridge.ask`. The store is the one
+writer and also the one owner of the `sessions.changed` events (§7.5)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from actors.session_keys import DEFAULT_AGENT_ID
+from actors.sessions import LABEL_MAX, SessionError
+from transport import bridge
+from transport.methods import ADMIN, READ, WRITE, method
+from transport.protocol import invalid
+
+NonEmpty = Annotated[str, Meta(min_length=1)]
+
+# sessions.patch fields that need operator.admin (§13.3); the rest need operator.write.
+ADMIN_FIELDS = frozenset({"thinkingLevel", "verboseLevel", "reasoningLevel", "elevatedLevel",
+                          "fastMode", "execHost", "execSecurity", "execAsk"})
+
+
+class ListParams(msgspec.Struct, kw_only=True):
+    limit: Annotated[int, Meta(ge=1)] = 100
+    offset: Annotated[int, Meta(ge=0)] = 0
+    activeMinutes: Annotated[int, Meta(ge=1)] | None = None
+    agentId: str | None = None
+    label: str | None = None
+    search: str | None = None
+    includeGlobal: bool = False
+    includeUnknown: bool = False
+    includeLastMessage: bool = False
+
+
+class PreviewParams(msgspec.Struct, kw_only=True):
+    keys: Annotated[list[NonEmpty], Meta(min_length=1, max_length=64)]
+    limit: Annotated[int, Meta(ge=1)] = 12
+    maxChars: Annotated[int, Meta(ge=20)] = 240
+
+
+Level = NonEmpty | None | UnsetType
+
+
+class PatchParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    key: NonEmpty
+    label: Annotated[str, Meta(min_length=1, max_length=LABEL_MAX)] | None | UnsetType = UNSET
+    model: NonEmpty | None | UnsetType = UNSET
+    sendPolicy: Literal["allow", "deny"] | None | UnsetType = UNSET
+    groupActivation: Literal["mention", "always"] | None | UnsetType = UNSET
+    thinkingLevel: Level = UNSET
+    verboseLevel: Level = UNSET
+    reasoningLevel: Level = UNSET
+    elevatedLevel: Level = UNSET
+    fastMode: bool | None | UnsetType = UNSET
+    execHost: Level = UNSET
+    execSecurity: Level = UNSET
+    execAsk: Level = UNSET
+
+
+class ResetParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    key: NonEmpty
+    reason: Literal["new", "reset"] = "reset"
+
+
+class DeleteParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    key: NonEmpty
+    deleteTranscript: bool = True
+
+
+class HistoryParams(msgspec.Struct, kw_only=True):
+    sessionKey: NonEmpty
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 200
+    maxChars: Annotated[int, Meta(ge=1, le=500_000)] | None = None
+
+
+def patch_scope(raw: bytes) -> str:
+    """§13.3: the scope comes from the fields present, before validation."""
+    try:
+        params = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return WRITE
+    if isinstance(params, dict) and ADMIN_FIELDS.intersection(params):
+        return ADMIN
+    return WRITE
+
+
+def _key(name: str, value: str) -> str:
+    if not value.strip():
+        raise invalid(f"invalid {name} params: key: must be non-empty")
+    return value.strip()
+
+
+async def _ask(action: str, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await bridge.ask("sessions", action, *args, **kwargs)
+    except SessionError as exc:
+        raise invalid(str(exc)) from None
+
+
+@method("sessions.list", scope=READ, params=ListParams)
+async def sessions_list(params: ListParams, ctx) -> dict:
+    return await _ask("list", limit=params.limit, offset=params.offset,
+                      activeMinutes=params.activeMinutes, agentId=params.agentId,
+                      label=params.label, search=params.search,
+                      includeGlobal=params.includeGlobal, includeUnknown=params.includeUnknown,
+                      includeLastMessage=params.includeLastMessage)
+
+
+@method("sessions.preview", scope=READ, params=PreviewParams)
+async def sessions_preview(params: PreviewParams, ctx) -> dict:
+    return await _ask("preview", list(params.keys), limit=params.limit, maxChars=params.maxChars)
+
+
+@method("sessions.patch", scope=WRITE, params=PatchParams, scope_of=patch_scope)
+async def sessions_patch(params: PatchParams, ctx) -> dict:
+    key = _key("sessions.patch", params.key)
+    fields = {name: getattr(params, name) for name in params.__struct_fields__
+              if name != "key" and getattr(params, name) is not UNSET}
+    for name in ("label", "model", *sorted(ADMIN_FIELDS - {"fastMode"})):
+        value = fields.get(name)
+        if isinstance(value, str) and not value.strip():
+            raise invalid(f"invalid sessions.patch params: {name}: must be non-empty")
+    entry = await _ask("patch", key, fields)
+    path = await _ask("path", entry.get("agentId") or DEFAULT_AGENT_ID)
+    base = await _ask("defaults")
+    if entry.get("model"):
+        resolved = {"modelProvider": entry.get("modelProvider"), "model": entry["model"]}
+    else:
+        resolved = {"modelProvider": base.get("modelProvider"), "model": base.get("model")}
+    return {"ok": True, "path": path, "key": entry["key"], "entry": entry,
+            "resolved": resolved}
+
+
+@method("sessions.reset", scope=ADMIN, params=ResetParams)
+async def sessions_reset(params: ResetParams, ctx) -> dict:
+    entry = await _ask("reset", _key("sessions.reset", params.key), reason=params.reason)
+    return {"ok": True, "key": entry["key"], "entry": entry}
+
+
+@method("sessions.delete", scope=ADMIN, params=DeleteParams)
+async def sessions_delete(params: DeleteParams, ctx) -> dict:
+    return await _ask("delete", _key("sessions.delete", params.key),
+                      delete_transcript=params.deleteTranscript)
+
+
+@method("chat.history", scope=READ, params=HistoryParams)
+async def chat_history(params: HistoryParams, ctx) -> dict:
+    key = params.sessionKey.strip()
+    if not key:
+        raise invalid("invalid chat.history params: sessionKey: must be non-empty")
+    return await _ask("history", key, limit=params.limit, max_chars=params.maxChars)
