@@ -80,7 +80,8 @@ def test_hello_ok_shape(gw, ws_clients):
     assert set(hello["features"]) == {"methods", "events"}
     assert hello["features"]["methods"] == ["chat.history", "config.apply", "config.get", "config.patch",
                                             "config.schema", "config.set", "gateway.restart",
-                                            "gateway.restart.request", "health", "sessions.delete",
+                                            "gateway.restart.request", "health", "models.list",
+                                            "sessions.delete",
                                             "sessions.list", "sessions.patch", "sessions.preview",
                                             "sessions.reset", "status", "system-presence"]
     assert hello["features"]["events"] == ["connect.challenge", "tick", "presence", "health", "shutdown",
