@@ -24,7 +24,8 @@ import os
 import sqlite3
 import time
 import uuid
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 import msgspec
 
@@ -196,6 +197,19 @@ def _cap_text_parts(content: list, max_chars: int) -> list:
     return out
 
 
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: taken at once (IMMEDIATE), committed on leaving the block, rolled
+    back on any exception."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 class SessionStore(GatewayActor):
     """The one writer of every agent's sessions database.
 
@@ -266,8 +280,7 @@ class SessionStore(GatewayActor):
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT version FROM schema_version").fetchone()
             version = row[0] if row else 0
@@ -281,10 +294,6 @@ class SessionStore(GatewayActor):
                     if statement.strip():
                         db.execute(statement)
                 db.execute("UPDATE schema_version SET version = ?", (number,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def _db_for(self, key: str) -> tuple[str, str, sqlite3.Connection]:
         try:
@@ -320,14 +329,9 @@ class SessionStore(GatewayActor):
                       display_name: str | None = None, now: int | None = None) -> dict:
         """The session row for `key`, created if missing; origin fields fill in gaps only."""
         canonical, agent_id, db = self._db_for(key)
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             created = self._ensure(db, canonical, agent_id, now or now_ms(), channel, peer,
                                    display_name)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         row = self._row(db, canonical)
         if created:
             self._tell_health(agent_id)
@@ -366,8 +370,7 @@ class SessionStore(GatewayActor):
         tokens_out = int(usage.get("output") or usage.get("outputTokens") or 0)
         tokens_total = int(usage.get("total") or usage.get("totalTokens") or tokens_in + tokens_out)
         message_id = uuid.uuid4().hex
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             created = self._ensure(db, canonical, agent_id, stamp, None, None, None)
             session_id = db.execute("SELECT session_id FROM sessions WHERE key = ?",
                                     (canonical,)).fetchone()[0]
@@ -385,10 +388,6 @@ class SessionStore(GatewayActor):
                 "input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
                 "total_tokens = total_tokens + ? WHERE key = ?",
                 (stamp, role == "user", stamp, tokens_in, tokens_out, tokens_total, canonical))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         self._tell_health(agent_id)
         if created:
             self._publish("create", canonical, self._row(db, canonical))
@@ -549,8 +548,7 @@ class SessionStore(GatewayActor):
             else:
                 flags[name] = value
         stamp = now or now_ms()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             self._ensure(db, canonical, agent_id, stamp, None, None, None)
             if "label" in columns and columns["label"] is not None:
                 taken = db.execute("SELECT key FROM sessions WHERE agent_id = ? AND label = ? "
@@ -570,10 +568,6 @@ class SessionStore(GatewayActor):
             assignments = ", ".join(f"{c} = ?" for c in columns)  # column names from our table
             db.execute(f"UPDATE sessions SET {assignments} WHERE key = ?",
                        (*columns.values(), canonical))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         self._tell_health(agent_id)
         row = self._row(db, canonical)
         self._publish("patch", canonical, row)
@@ -584,16 +578,11 @@ class SessionStore(GatewayActor):
         messages stay under the old id. Automatic model overrides and token counts are cleared."""
         canonical, agent_id, db = self._db_for(key)
         stamp = now or now_ms()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             row = db.execute("SELECT session_id FROM sessions WHERE key = ?", (canonical,)).fetchone()
             if row is None:
                 raise SessionError(f"session not found: {canonical}")
             self._new_session_id(db, canonical, row[0], stamp, reason)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         self._tell_health(agent_id)
         entry = self._row(db, canonical)
         self._publish("reset", canonical, entry)
@@ -606,11 +595,9 @@ class SessionStore(GatewayActor):
         if canonical == main_key(agent_id):
             raise SessionError(f"cannot delete the main session ({canonical})")
         stamp = now_ms()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             row = db.execute("SELECT session_id FROM sessions WHERE key = ?", (canonical,)).fetchone()
             if row is None:
-                db.execute("COMMIT")
                 return {"ok": True, "key": canonical, "deleted": False, "archived": []}
             ids = [r[0] for r in db.execute("SELECT session_id FROM session_ids WHERE key = ? "
                                             "ORDER BY started_at, rowid", (canonical,))]
@@ -630,10 +617,6 @@ class SessionStore(GatewayActor):
                 db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
             db.execute("DELETE FROM session_ids WHERE key = ?", (canonical,))
             db.execute("DELETE FROM sessions WHERE key = ?", (canonical,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         self._tell_health(agent_id)
         self._publish("delete", canonical, None)
         return {"ok": True, "key": canonical, "deleted": True, "archived": archived}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import signal
 import time
 import uuid
@@ -30,6 +29,8 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 import tornado.websocket
+
+from loadgen import raise_nofile_limit  # the same helper the client uses (bench/ is on sys.path)
 
 # A health payload captured from the gateway (`health` with no params, empty state dir), with
 # its state-dir path replaced by one of the same length as the gateway's under bench/run.py
@@ -119,16 +120,6 @@ class ReadyHandler(tornado.web.RequestHandler):
         self.finish(b'{"ok":true,"status":"ready"}')
 
 
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 65536
-    if soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError):
-            pass
-
-
 async def serve(port: int) -> None:
     app = tornado.web.Application([(r"/readyz?", ReadyHandler), (r"/", BareSocket)],
                                   compress_response=False, log_function=lambda handler: None)
@@ -146,7 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    raise_fd_limit()
+    raise_nofile_limit()
     asyncio.run(serve(args.port))
 
 

@@ -9,10 +9,10 @@ from typing import Any, Callable
 
 import msgspec
 
-from actors.providers import (CancelToken, ChatRequest, Event, Provider, ProviderError, Result,
-                              ResultBuilder, Stop, StopReason, TextDelta, ToolCall,
+from actors.providers import (CancelToken, ChatRequest, Event, ProviderError, Result,
+                              Stop, StopReason, TextDelta, ToolCall,
                               ToolCallComplete, ToolCallDelta, Usage)
-from actors.providers.http_stream import RetryPolicy, open_stream
+from actors.providers.http_stream import HttpProvider
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -79,24 +79,16 @@ def encode_body(request: ChatRequest) -> dict[str, Any]:
     return body
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(HttpProvider):
     api = "anthropic-messages"
-
-    def __init__(self, id: str, *, base_url: str, api_key: str | None = None,
-                 timeout: float = 120, headers: dict[str, str] | None = None,
-                 models: list | None = None, retry: RetryPolicy | None = None) -> None:
-        super().__init__(id)
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.timeout = timeout
-        self.headers = dict(headers or {})
-        self.models = list(models or [])
-        self.retry = retry or RetryPolicy()
 
     @property
     def url(self) -> str:
         base = self.base_url
         return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+
+    def encode(self, request: ChatRequest) -> dict:
+        return encode_body(request)
 
     def request_headers(self) -> dict[str, str]:
         h = {"Content-Type": "application/json", "Accept": "text/event-stream",
@@ -109,15 +101,9 @@ class AnthropicProvider(Provider):
     def stream(self, request: ChatRequest, on_event: Callable[[Event], None] | None = None,
                cancel: CancelToken | None = None) -> Result:
         cancel = cancel or CancelToken()
-        out = ResultBuilder(self.id, request.model, on_event)
-        try:
-            resp = open_stream(self.id, self.url, msgspec.json.encode(encode_body(request)),
-                               self.request_headers(), timeout=self.timeout, cancel=cancel,
-                               retry=self.retry)
-        except ProviderError as exc:
-            if exc.kind == "aborted":
-                return out.finish(aborted=True)
-            raise
+        out, resp = self.open(request, on_event, cancel)
+        if resp is None:
+            return out.finish(aborted=True)
         blocks: dict[int, dict[str, Any]] = {}
         usage = Usage()
         stop_raw: str | None = None

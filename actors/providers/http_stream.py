@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from actors.providers import CancelToken, ProviderError
+from actors.providers import (CancelToken, ChatRequest, Event, Provider, ProviderError,
+                              ResultBuilder)
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 MAX_ERROR_BODY = 64 * 1024
@@ -232,3 +233,43 @@ def open_stream(provider: str, url: str, body: bytes, headers: dict[str, str], *
 
 
 __all__ = ["RetryPolicy", "StreamResponse", "open_stream", "error_detail", "retry_after_seconds"] 
+
+
+class HttpProvider(Provider):
+    """What the HTTP providers share: their settings and opening the stream. Subclasses give
+    `url`, `request_headers()` and `encode(request)`, and read the response themselves."""
+
+    def __init__(self, id: str, *, base_url: str, api_key: str | None = None,
+                 timeout: float = 120, headers: dict[str, str] | None = None,
+                 models: list | None = None, retry: RetryPolicy | None = None) -> None:
+        super().__init__(id)
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.headers = dict(headers or {})
+        self.models = list(models or [])
+        self.retry = retry or RetryPolicy()
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def request_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def encode(self, request: ChatRequest) -> dict:
+        raise NotImplementedError
+
+    def open(self, request: ChatRequest, on_event: Callable[[Event], None] | None,
+             cancel: CancelToken) -> tuple[ResultBuilder, StreamResponse | None]:
+        """The result builder and the open response; None when cancelled before it opened."""
+        out = ResultBuilder(self.id, request.model, on_event)
+        try:
+            resp = open_stream(self.id, self.url, msgspec.json.encode(self.encode(request)),
+                               self.request_headers(), timeout=self.timeout, cancel=cancel,
+                               retry=self.retry)
+        except ProviderError as exc:
+            if exc.kind == "aborted":
+                return out, None
+            raise
+        return out, resp

@@ -9,10 +9,10 @@ from typing import Any, Callable
 
 import msgspec
 
-from actors.providers import (CancelToken, ChatRequest, Event, Message, Provider, ProviderError,
-                              Result, ResultBuilder, Stop, StopReason, TextDelta, ToolCall,
+from actors.providers import (CancelToken, ChatRequest, Event, Message, ProviderError,
+                              Result, Stop, StopReason, TextDelta, ToolCall,
                               ToolCallComplete, ToolCallDelta, Usage)
-from actors.providers.http_stream import RetryPolicy, open_stream
+from actors.providers.http_stream import HttpProvider
 
 FINISH_REASONS: dict[str, StopReason] = {
     "stop": "stop", "tool_calls": "tool_use", "function_call": "tool_use", "length": "length",
@@ -58,21 +58,12 @@ def encode_body(request: ChatRequest) -> dict[str, Any]:
     return body
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(HttpProvider):
     api = "openai-completions"
 
-    def __init__(self, id: str, *, base_url: str, api_key: str | None = None,
-                 timeout: float = 120, headers: dict[str, str] | None = None,
-                 api: str = "openai-completions", models: list | None = None,
-                 retry: RetryPolicy | None = None) -> None:
-        super().__init__(id)
+    def __init__(self, id: str, *, api: str = "openai-completions", **settings: Any) -> None:
+        super().__init__(id, **settings)
         self.api = api
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.timeout = timeout
-        self.headers = dict(headers or {})
-        self.models = list(models or [])
-        self.retry = retry or RetryPolicy()
 
     @property
     def url(self) -> str:
@@ -80,6 +71,9 @@ class OpenAIProvider(Provider):
         if self.api == "ollama" and not base.endswith("/v1"):
             base += "/v1"  # Ollama's OpenAI-compatible endpoint
         return base + "/chat/completions"
+
+    def encode(self, request: ChatRequest) -> dict:
+        return encode_body(request)
 
     def request_headers(self) -> dict[str, str]:
         h = {"Content-Type": "application/json", "Accept": "text/event-stream"}
@@ -91,15 +85,9 @@ class OpenAIProvider(Provider):
     def stream(self, request: ChatRequest, on_event: Callable[[Event], None] | None = None,
                cancel: CancelToken | None = None) -> Result:
         cancel = cancel or CancelToken()
-        out = ResultBuilder(self.id, request.model, on_event)
-        try:
-            resp = open_stream(self.id, self.url, msgspec.json.encode(encode_body(request)),
-                               self.request_headers(), timeout=self.timeout, cancel=cancel,
-                               retry=self.retry)
-        except ProviderError as exc:
-            if exc.kind == "aborted":
-                return out.finish(aborted=True)
-            raise
+        out, resp = self.open(request, on_event, cancel)
+        if resp is None:
+            return out.finish(aborted=True)
         calls: dict[int, dict[str, str]] = {}
         finish: str | None = None
         usage: Usage | None = None
