@@ -39,6 +39,17 @@ class Call(msgspec.Struct, frozen=True):
     reply: Reply | None = None
 
 
+class _Deferred:
+    """Returned by a `Call` method that keeps `self._reply` to answer later (e.g. when a run
+    ends), instead of answering now."""
+
+    def __repr__(self) -> str:
+        return "DEFERRED"
+
+
+DEFERRED: Any = _Deferred()
+
+
 class ChildExited(msgspec.Struct, frozen=True):
     """Told by a supervised actor to its supervisor when its thread ends, normally or not."""
 
@@ -122,6 +133,7 @@ class GatewayActor(pykka.ThreadingActor):
         self._supervision: Supervision | None = (
             pending if pending is not None and pending.claim(self.actor_urn) else None)
         self._exit_error: BaseException | None = None
+        self._reply: Reply | None = None  # the reply of the Call being handled, for DEFERRED
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Call):
@@ -137,10 +149,15 @@ class GatewayActor(pykka.ThreadingActor):
             err: BaseException | None = AttributeError(f"{call.method} is private")
             result = None
         else:
+            self._reply = call.reply
             try:
                 result, err = getattr(self, call.method)(*call.args, **call.kwargs), None
             except Exception as exc:  # noqa: BLE001 - the caller gets it
                 result, err = None, exc
+            finally:
+                self._reply = None
+            if result is DEFERRED and err is None:
+                return
         if call.reply is not None:
             try:
                 call.reply(result, err)
@@ -185,3 +202,27 @@ class GatewayActor(pykka.ThreadingActor):
                 abnormal=error is not None))
         except pykka.ActorDeadError:
             pass  # the supervisor is gone: nobody left to restart us
+
+
+class CallTimeout(Exception):
+    """`call_sync` got no answer in time."""
+
+
+def call_sync(ref: pykka.ActorRef, method: str, *args: Any, timeout: float = 30.0,
+              **kwargs: Any) -> Any:
+    """Call an actor and wait for the outcome. Only for worker threads (a run, a channel host's
+    reader): never on the event loop and never inside another actor's message handler."""
+    done = threading.Event()
+    box: list = []
+
+    def reply(result: Any, err: BaseException | None) -> None:
+        box.append((result, err))
+        done.set()
+
+    ref.tell(Call(method, args, kwargs, reply))
+    if not done.wait(timeout):
+        raise CallTimeout(f"{method} got no answer within {timeout:g}s")
+    result, err = box[0]
+    if err is not None:
+        raise err
+    return result

@@ -138,6 +138,13 @@ _ROW_NAMES = {"agent_id": "agentId", "session_id": "sessionId", "display_name": 
               "verbose_level": "verboseLevel", "reasoning_level": "reasoningLevel",
               "send_policy": "sendPolicy", "created_at": "createdAt", "updated_at": "updatedAt",
               "started_at": "sessionStartedAt", "last_user_at": "lastUserMessageAt"}
+# For `_row_dict`: (index, name) of the columns shown only when set, in output order, and
+# where the fixed ones sit in a row.
+_ROW_FIXED = ("key", "kind", "session_id", "updated_at", "flags")
+_ROW_OPTIONAL = tuple((i, _ROW_NAMES.get(c, c)) for i, c in enumerate(_ROW_KEYS)
+                      if c not in _ROW_FIXED)
+_KEY_AT, _KIND_AT, _SID_AT, _UPDATED_AT, _FLAGS_AT = (_ROW_KEYS.index(c) for c in _ROW_FIXED)
+_LIST_CACHE_MAX = 64
 
 # sessions.patch fields (protocol §13.3): field → (column or None for `flags`, validator kind)
 _PATCH_FIELDS: dict[str, tuple[str | None, str]] = {
@@ -225,6 +232,7 @@ class SessionStore(GatewayActor):
         self._defaults = dict(defaults or {})
         self._notify = notify_health
         self._dbs: dict[str, sqlite3.Connection] = {}
+        self._runs: dict[str, list[str]] = {}  # key → active run ids, told by the agents actor
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -394,6 +402,80 @@ class SessionStore(GatewayActor):
         return self._message(message_id, seq, role, content_json, run_id if isinstance(
             run_id, str) else None, ts, extra_json, None)
 
+    def record_turn(self, key: str, message: dict, expected_session_id: str | None = None,
+                    channel: str | None = None, peer: str | None = None) -> dict:
+        """A new inbound turn: create the session if missing, apply the reset policy, check
+        the session id the client expects, then `append` (the acknowledgement point).
+        Returns `{"session": row, "message": stored message}`."""
+        canonical, _, db = self._db_for(key)
+        if channel or peer:
+            self.get_or_create(canonical, channel=channel, peer=peer)
+        self.apply_reset_policy(canonical)
+        if expected_session_id:
+            row = db.execute("SELECT session_id FROM sessions WHERE key = ?",
+                             (canonical,)).fetchone()
+            if row is None or row[0] != expected_session_id:
+                raise SessionError("session changed; reload history")
+        stored = self.append(canonical, message)
+        return {"session": self._row(db, canonical), "message": stored}
+
+    def set_runs(self, key: str, run_ids: list[str], reason: str | None = None) -> None:
+        """The agents actor's view of the session's active runs; with `reason` (`run-start`,
+        `run-end`) a `sessions.changed` event goes out."""
+        canonical = normalize_key(key)
+        if run_ids:
+            self._runs[canonical] = list(run_ids)
+        else:
+            self._runs.pop(canonical, None)
+        if reason is None:
+            return
+        _, _, db = self._db_for(canonical)
+        row = self._row(db, canonical)
+        if row is not None:
+            self._publish(reason, canonical, row)
+
+    def key_of(self, session_id: str, agent_id: str = DEFAULT_AGENT_ID) -> str | None:
+        """The key a session id belongs to (current or earlier), or None."""
+        r = self._open(agent_id).execute("SELECT key FROM session_ids WHERE session_id = ?",
+                                         (session_id,)).fetchone()
+        return r[0] if r else None
+
+    def compact(self, key: str, keep: int, summary: str | None = None) -> dict:
+        """sessions.compact (protocol §13.7): move every message but the newest `keep` of the
+        current session id to the archive; with `summary`, one system message holding it takes
+        their place, ahead of the kept ones. Returns `{"compacted", "kept"|"reason"}`."""
+        canonical, agent_id, db = self._db_for(key)
+        row = db.execute("SELECT session_id FROM sessions WHERE key = ?", (canonical,)).fetchone()
+        if row is None:
+            return {"compacted": False, "reason": "no-session"}
+        session_id, stamp = row[0], now_ms()
+        seqs = [r[0] for r in db.execute("SELECT seq FROM messages WHERE session_id = ? "
+                                         "ORDER BY seq DESC", (session_id,))]
+        if len(seqs) <= keep:
+            return {"compacted": False, "reason": "too-short"}
+        cut = seqs[keep]  # the newest seq that goes
+        with _transaction(db):
+            db.execute("INSERT INTO archived_messages (session_id, seq, id, key, role, content, "
+                       "tool_calls, tool_call_id, run_id, ts, extra, archived_at) "
+                       "SELECT session_id, seq, id, ?, role, content, tool_calls, tool_call_id, "
+                       "run_id, ts, extra, ? FROM messages WHERE session_id = ? AND seq <= ?",
+                       (canonical, stamp, session_id, cut))
+            db.execute("DELETE FROM messages WHERE session_id = ? AND seq <= ?", (session_id, cut))
+            if summary is not None:
+                # Below every seq the session id ever used, so it sorts first and never
+                # collides with an archived row.
+                low = db.execute("SELECT MIN(m) FROM (SELECT MIN(seq) AS m FROM messages WHERE "
+                                 "session_id = ?1 UNION ALL SELECT MIN(seq) FROM archived_messages "
+                                 "WHERE session_id = ?1)", (session_id,)).fetchone()[0]
+                content = _encode([{"type": "text", "text": summary}]).decode()
+                db.execute("INSERT INTO messages (session_id, seq, id, role, content, ts, extra) "
+                           "VALUES (?, ?, ?, 'system', ?, ?, ?)",
+                           (session_id, min(low, 1) - 1, uuid.uuid4().hex, content, stamp,
+                            '{"compaction":true}'))
+            db.execute("UPDATE sessions SET updated_at = ? WHERE key = ?", (stamp, canonical))
+        self._publish("compact", canonical, self._row(db, canonical))
+        return {"compacted": True, "kept": keep}
+
     def history(self, key: str, limit: int = 200, before: int | None = None,
                 max_chars: int | None = None) -> dict:
         """chat.history (protocol §14.2): the newest `limit` messages of the current session id
@@ -471,23 +553,36 @@ class SessionStore(GatewayActor):
         # One database (the usual case): page in SQL. Several: each gives its first
         # offset+limit rows and the pages are merged by (updatedAt desc, key).
         single = len(agents) == 1
+        # The count and the page rows (immutable tuples) of recent queries are kept per
+        # database version: this connection's change count (every write of the store) and
+        # `data_version` (commits by any other connection); any change misses the cache.
+        cache = self.__dict__.setdefault("_list_pages", {})
         for agent in agents:
             db = self._open(agent)
             agent_clause, agent_params = clause, params
             if label is not None:  # lets the (agent_id, label) index answer
                 agent_clause, agent_params = clause + " AND agent_id = ?", [*params, agent]
-            total += db.execute(f"SELECT COUNT(*) FROM sessions WHERE {agent_clause}",
-                                agent_params).fetchone()[0]
-            rows = db.execute(
-                f"SELECT {_ROW_COLUMNS} FROM sessions WHERE {agent_clause} "
-                "ORDER BY updated_at DESC, key LIMIT ? OFFSET ?",
-                (*agent_params, limit if single else offset + limit,
-                 offset if single else 0)).fetchall()
-            pages.append([(-r[20], r[0], agent, r) for r in rows])
+            page = (*agent_params, limit if single else offset + limit, offset if single else 0)
+            version = (db.total_changes, db.execute("PRAGMA data_version").fetchone()[0])
+            cache_key = (agent, agent_clause, page)
+            hit = cache.get(cache_key)
+            if hit is not None and hit[0] == version:
+                count, rows = hit[1], hit[2]
+            else:
+                count = db.execute(f"SELECT COUNT(*) FROM sessions WHERE {agent_clause}",
+                                   agent_params).fetchone()[0]
+                rows = db.execute(
+                    f"SELECT {_ROW_COLUMNS} FROM sessions WHERE {agent_clause} "
+                    "ORDER BY updated_at DESC, key LIMIT ? OFFSET ?", page).fetchall()
+                if len(cache) >= _LIST_CACHE_MAX:
+                    cache.clear()
+                cache[cache_key] = (version, count, rows)
+            total += count
+            pages.append([(-r[_UPDATED_AT], r[_KEY_AT], agent, r) for r in rows])
         merged = pages[0] if single else list(heapq.merge(*pages))[offset: offset + limit]
         sessions = []
         for _, _, agent, r in merged:
-            entry = self._row_dict(r)
+            entry = self._with_runs(self._row_dict(r))
             if includeLastMessage:
                 preview = self._last_preview(self._dbs[agent], entry["sessionId"])
                 if preview is not None:
@@ -719,19 +814,26 @@ class SessionStore(GatewayActor):
 
     def _row(self, db: sqlite3.Connection, key: str) -> dict | None:
         r = db.execute(f"SELECT {_ROW_COLUMNS} FROM sessions WHERE key = ?", (key,)).fetchone()
-        return self._row_dict(r) if r else None
+        return self._with_runs(self._row_dict(r)) if r else None
+
+    def _with_runs(self, entry: dict) -> dict:
+        """§13.1: `activeRunIds` (`[]` = idle) and `hasActiveRun`, from the agents actor."""
+        runs = self._runs.get(entry["key"], [])
+        entry["hasActiveRun"] = bool(runs)
+        entry["activeRunIds"] = list(runs)
+        return entry
 
     @staticmethod
     def _row_dict(r: tuple) -> dict:
-        values = dict(zip(_ROW_KEYS, r))
-        flags = _decode(values.pop("flags") or "{}")
-        out: dict[str, Any] = {"key": values["key"], "kind": values["kind"],
-                               "sessionId": values["session_id"], "updatedAt": values["updated_at"]}
-        for column, value in values.items():
-            if value is None or column in ("key", "kind", "session_id", "updated_at"):
-                continue
-            out[_ROW_NAMES.get(column, column)] = value
-        out.update(flags)
+        out: dict[str, Any] = {"key": r[_KEY_AT], "kind": r[_KIND_AT], "sessionId": r[_SID_AT],
+                               "updatedAt": r[_UPDATED_AT]}
+        for i, name in _ROW_OPTIONAL:
+            value = r[i]
+            if value is not None:
+                out[name] = value
+        flags = r[_FLAGS_AT]
+        if flags and flags != "{}":  # most rows: nothing to decode
+            out.update(_decode(flags))
         return out
 
     @staticmethod

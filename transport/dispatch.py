@@ -7,7 +7,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -39,6 +39,9 @@ class Caller(msgspec.Struct, frozen=True):
 class Context:
     state: GatewayState
     caller: Caller
+    # Sends a first response on the request's id before the handler returns the final one
+    # (`agent`, protocol §15.2); None where only one response fits (HTTP RPC).
+    early: Callable[[Any], None] | None = None
 
     def has_scope(self, scope: str) -> bool:
         return scope_satisfied(self.caller.scopes, scope)
@@ -84,7 +87,8 @@ def decode_params(spec: Method, raw: bytes | msgspec.Raw) -> Any:
         raise invalid(f"invalid {spec.name} params: {exc}") from None
 
 
-async def dispatch(state: GatewayState, caller: Caller, method: str, raw_params: bytes | msgspec.Raw) -> Any:
+async def dispatch(state: GatewayState, caller: Caller, method: str, raw_params: bytes | msgspec.Raw,
+                   early: Callable[[Any], None] | None = None) -> Any:
     """Run one request; raises GatewayError for every failure the client should see."""
     spec = table().get(method)
     if spec is None:
@@ -94,7 +98,7 @@ async def dispatch(state: GatewayState, caller: Caller, method: str, raw_params:
     started = time.perf_counter()
     state.in_flight += 1
     try:
-        return await spec.handler(params, Context(state, caller))
+        return await spec.handler(params, Context(state, caller, early))
     except GatewayError:
         raise
     except ActorUnavailable as exc:

@@ -19,6 +19,8 @@ from actors import logs, registry
 from actors.config import ConfigActor
 from actors.events import EventHub
 from actors.health import HealthActor, default_reload_status
+from actors.agents import AgentManager
+from actors.session_config import session_defaults, session_reset_policy
 from actors.sessions import SessionStore
 from actors.settings import StartupRefusal
 from actors.supervisor import ChildSpec, Supervisor
@@ -153,6 +155,7 @@ class Gateway:
         presence = self_presence(self.state_dir)
         reload_cfg, status = snapshot.config.gateway.reload, dict(self.state.reload_status)
         reset_policy, defaults = session_reset_policy(snapshot.config), session_defaults(snapshot.config)
+        max_concurrent = snapshot.config.agents.defaults.max_concurrent
         children = [
             ChildSpec("config", lambda: ConfigActor.start(snapshot)),
             ChildSpec("events", lambda: EventHub.start(deliver, presence)),
@@ -161,6 +164,9 @@ class Gateway:
             # After health: the store tells the HealthActor its counts itself, and health
             # never waits on the store.
             ChildSpec("sessions", lambda: SessionStore.start(state_dir, reset_policy, defaults)),
+            # After sessions: runs read and write transcripts; stopped first, so every run
+            # is aborted while the store can still take its partial reply.
+            ChildSpec("agents", lambda: AgentManager.start(max_concurrent)),
         ]
         if reload_cfg.mode != "off":  # off: file edits wait for a restart or SIGHUP (§5.7)
             included = getattr(snapshot, "included_files", ()) or ()
@@ -392,31 +398,6 @@ class Gateway:
             log.warning("actor stop incomplete: %s", exc)
         root.stop(block=False)  # its children are stopped; never wait on the loop thread
         registry.clear()
-
-
-def session_reset_policy(config) -> dict:
-    """`session.reset` as the SessionStore takes it; `session.idleMinutes` is the shorthand
-    for `{mode: idle, idleMinutes}` (cli-config §6.4)."""
-    session = config.session
-    if session.idle_minutes is not None and session.reset.mode == "none":
-        return {"mode": "idle", "atHour": session.reset.at_hour, "idleMinutes": session.idle_minutes}
-    return {"mode": session.reset.mode, "atHour": session.reset.at_hour,
-            "idleMinutes": session.reset.idle_minutes}
-
-
-def session_defaults(config) -> dict:
-    """The `defaults` object of sessions.list (protocol §13.2) from agents.defaults.model."""
-    model = config.agents.defaults.model
-    ref = model if isinstance(model, str) else getattr(model, "primary", None)
-    if not ref:
-        return {}
-    provider, _, name = ref.partition("/")
-    out: dict = {"modelProvider": provider, "model": name} if name else {"model": ref}
-    entry = config.models.providers.get(provider) if name else None
-    for each in (entry.models if entry is not None else ()):
-        if each.id == name and each.context_window:
-            out["contextTokens"] = each.context_window
-    return out
 
 
 async def _test_startup_delay() -> None:

@@ -21,7 +21,8 @@ from transport.protocol import (
 )
 from transport.state import DRAINING, READY, GatewayState
 
-EVENTS = ["connect.challenge", "tick", "presence", "health", "shutdown", "sessions.changed"]
+EVENTS = ["connect.challenge", "tick", "presence", "health", "shutdown", "chat", "agent",
+          "sessions.changed"]
 
 
 def tick_interval_ms() -> int:

@@ -20,6 +20,7 @@ from typing import Callable
 from actors import logs
 from actors.config_load import ConfigSnapshot, secret_values
 from actors.config_reload import changed_paths, classify
+from actors.session_config import session_defaults, session_reset_policy
 from transport import bridge
 from transport.lock import audit
 from transport.logsetup import configure_logging
@@ -165,6 +166,12 @@ def _apply_live(state: GatewayState, old: ConfigSnapshot, new: ConfigSnapshot,
     limit = new.config.gateway.auth.rate_limit
     state.limiter.configure(limit.max_attempts, limit.window_ms, limit.lockout_ms)
     # controlUi.allowedOrigins is read from state.snapshot at each handshake: swapped already.
+    # Runs take the snapshot they were accepted under; the store and the agents actor hold
+    # what outlives one run.
+    if any(p.split(".")[0] in ("session", "agents", "models") for p in groups["hot"]):
+        bridge.tell("sessions", "set_reset_policy", session_reset_policy(new.config))
+        bridge.tell("sessions", "set_defaults", session_defaults(new.config))
+        bridge.tell("agents", "configure", new.config.agents.defaults.max_concurrent)
     if groups["channel"]:
         log.info("channel restart: %s", ", ".join(groups["channel"]))
         for hook in list(state.channel_reload_hooks):

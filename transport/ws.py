@@ -280,7 +280,8 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         if self.state.verbose:
             log.debug("→ req %s %s", frame.id, frame.method, extra={"connId": self.conn_id})
         try:
-            payload = await dispatch(self.state, self.caller, frame.method, frame.params)
+            payload = await dispatch(self.state, self.caller, frame.method, frame.params,
+                                     lambda first: self._write(encode_ok(frame.id, first)))
             data = encode_ok(frame.id, payload)
         except GatewayError as err:
             ok, data = False, encode_error(frame.id, err.shape)

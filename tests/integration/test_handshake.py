@@ -78,14 +78,15 @@ def test_hello_ok_shape(gw, ws_clients):
     assert UUID_RE.match(server["bootId"]) and UUID_RE.match(server["connId"])
 
     assert set(hello["features"]) == {"methods", "events"}
-    assert hello["features"]["methods"] == ["chat.history", "config.apply", "config.get", "config.patch",
-                                            "config.schema", "config.set", "gateway.restart",
-                                            "gateway.restart.request", "health", "models.list",
-                                            "sessions.delete",
+    assert hello["features"]["methods"] == ["agent", "agent.wait", "chat.abort", "chat.history",
+                                            "chat.send", "config.apply", "config.get",
+                                            "config.patch", "config.schema", "config.set",
+                                            "gateway.restart", "gateway.restart.request", "health",
+                                            "models.list", "sessions.compact", "sessions.delete",
                                             "sessions.list", "sessions.patch", "sessions.preview",
                                             "sessions.reset", "status", "system-presence"]
     assert hello["features"]["events"] == ["connect.challenge", "tick", "presence", "health", "shutdown",
-                                           "sessions.changed"]
+                                           "chat", "agent", "sessions.changed"]
 
     snap = hello["snapshot"]
     assert {"presence", "health", "stateVersion", "uptimeMs"} <= set(snap)

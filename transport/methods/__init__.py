@@ -25,7 +25,7 @@ class Method:
 
 
 _TABLE: dict[str, Method] = {}
-_MODULES = ("system", "config", "gateway", "schema", "sessions", "models")
+_MODULES = ("system", "config", "gateway", "schema", "sessions", "models", "chat")
 _loaded: list[bool] = []
 
 

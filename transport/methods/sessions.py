@@ -4,16 +4,20 @@ writer and also the one owner of the `sessions.changed` events (§7.5)."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from actors.session_keys import DEFAULT_AGENT_ID
+from actors.providers import NoProviderError, resolve_candidates
+from actors.run import RunSpec
+from actors.session_keys import DEFAULT_AGENT_ID, SessionKeyError, normalize_key
 from actors.sessions import LABEL_MAX, SessionError
 from transport import bridge
 from transport.methods import ADMIN, READ, WRITE, method
-from transport.protocol import invalid
+from transport.protocol import UNAVAILABLE, GatewayError, invalid
 
 NonEmpty = Annotated[str, Meta(min_length=1)]
 
@@ -69,6 +73,12 @@ class DeleteParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     deleteTranscript: bool = True
 
 
+class CompactParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    key: NonEmpty
+    agentId: str | None = None
+    maxLines: Annotated[int, Meta(ge=1)] | None = None
+
+
 class HistoryParams(msgspec.Struct, kw_only=True):
     sessionKey: NonEmpty
     limit: Annotated[int, Meta(ge=1, le=1000)] = 200
@@ -99,13 +109,30 @@ async def _ask(action: str, *args: Any, **kwargs: Any) -> Any:
         raise invalid(str(exc)) from None
 
 
+# sessions.list asks in flight, by (loop, params): an identical request that arrives while
+# one is still waiting for the store shares its answer instead of asking again. Safe for
+# read-your-writes: the store answers in mailbox order and the loop settles answers in the
+# order the store sent them, so any write a client saw acknowledged before sending its list
+# had its answer settled after a list asked earlier was already settled (and gone from here).
+_lists_in_flight: dict[tuple, asyncio.Future] = {}
+
+
 @method("sessions.list", scope=READ, params=ListParams)
 async def sessions_list(params: ListParams, ctx) -> dict:
-    return await _ask("list", limit=params.limit, offset=params.offset,
-                      activeMinutes=params.activeMinutes, agentId=params.agentId,
-                      label=params.label, search=params.search,
-                      includeGlobal=params.includeGlobal, includeUnknown=params.includeUnknown,
-                      includeLastMessage=params.includeLastMessage)
+    loop = asyncio.get_running_loop()
+    key = (loop, params.limit, params.offset, params.activeMinutes, params.agentId, params.label,
+           params.search, params.includeGlobal, params.includeUnknown, params.includeLastMessage)
+    shared = _lists_in_flight.get(key)
+    if shared is None:
+        shared = loop.create_task(_ask(
+            "list", limit=params.limit, offset=params.offset,
+            activeMinutes=params.activeMinutes, agentId=params.agentId, label=params.label,
+            search=params.search, includeGlobal=params.includeGlobal,
+            includeUnknown=params.includeUnknown, includeLastMessage=params.includeLastMessage))
+        _lists_in_flight[key] = shared
+        shared.add_done_callback(lambda _: _lists_in_flight.pop(key, None))
+    result = await asyncio.shield(shared)
+    return {**result}  # the top level is each caller's own; the rows are only read
 
 
 @method("sessions.preview", scope=READ, params=PreviewParams)
@@ -150,4 +177,49 @@ async def chat_history(params: HistoryParams, ctx) -> dict:
     key = params.sessionKey.strip()
     if not key:
         raise invalid("invalid chat.history params: sessionKey: must be non-empty")
-    return await _ask("history", key, limit=params.limit, max_chars=params.maxChars)
+    history, running = await asyncio.gather(
+        _ask("history", key, limit=params.limit, max_chars=params.maxChars),
+        bridge.ask("agents", "in_flight", history_key(key)))
+    history["inFlightRun"] = running
+    return history
+
+
+def history_key(key: str) -> str:
+    try:
+        return normalize_key(key)
+    except SessionKeyError:
+        return key
+
+
+@method("sessions.compact", scope=ADMIN, params=CompactParams)
+async def sessions_compact(params: CompactParams, ctx) -> dict:
+    """§13.7: runs on the session's agent actor, so it waits for no turn and no turn runs
+    while the transcript is rewritten."""
+    key = history_key(_key("sessions.compact", params.key))
+    if await bridge.ask("agents", "active", key):
+        raise GatewayError(UNAVAILABLE, "session has an active run", retryable=True)
+    row = await _ask("row", key)
+    if row is None:
+        return {"ok": True, "key": key, "compacted": False, "reason": "no-session"}
+    if params.maxLines is None:
+        try:
+            resolve_candidates(ctx.state.snapshot.config, model_ref(row))
+        except NoProviderError as exc:
+            raise GatewayError(UNAVAILABLE, str(exc)) from None
+    spec = RunSpec(run_id=f"compact-{uuid.uuid4().hex[:12]}", session_key=row["key"],
+                   agent_id=row.get("agentId") or DEFAULT_AGENT_ID, session_id=row["sessionId"],
+                   kind="compact", config=ctx.state.snapshot.config, model_ref=model_ref(row),
+                   compact_lines=params.maxLines,
+                   timeout_ms=ctx.state.snapshot.config.agents.defaults.timeout_seconds * 1000)
+    await bridge.ask("agents", "submit", spec)
+    outcome = await bridge.ask("agents", "result", spec.run_id, timeout=None)
+    if outcome.status != "ok" or outcome.result is None:
+        raise GatewayError(UNAVAILABLE, f"compaction failed: {outcome.error or outcome.status}")
+    return {"ok": True, "key": row["key"], **outcome.result}
+
+
+def model_ref(row: dict) -> str | None:
+    """A session row's model override as `provider/model`."""
+    if not row.get("model"):
+        return None
+    return f"{row['modelProvider']}/{row['model']}" if row.get("modelProvider") else row["model"]

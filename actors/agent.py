@@ -1,0 +1,104 @@
+"""AgentActor: one busy session's run queue (architecture §2).
+
+Runs of one session are serial: a turn queues behind the running one. Before starting its
+next run the actor asks the agents actor for one of the `agents.defaults.maxConcurrent`
+slots and starts the run when granted. The run's provider stream lives in the run's own
+thread, so this actor always hears `abort`. The agents actor stops the actor once it has no
+run left.
+
+If this actor crashes, `on_failure` ends its runs with a `chat` error (only this session's
+runs fail) and tells the agents actor, which starts a fresh actor for the next turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from typing import Any
+
+import pykka
+
+from actors.base import Call, GatewayActor
+from actors.run import Run
+
+log = logging.getLogger("openclaw.agent")
+
+# Test hook: a run whose message equals this text crashes its agent actor (fault injection
+# for the crash-isolation tests; unset in production).
+CRASH_MARKER_ENV = "OPENCLAW_TEST_AGENT_CRASH"
+
+
+class AgentActor(GatewayActor):
+    def __init__(self, key: str, manager: pykka.ActorRef) -> None:
+        super().__init__()
+        self._key = key
+        self._manager = manager
+        self._queue: deque[Run] = deque()
+        self._current: Run | None = None
+        self._asked = False  # a slot request is outstanding
+
+    def enqueue(self, run: Run) -> None:
+        self._queue.append(run)
+        self._next()
+
+    def grant(self) -> None:
+        """A slot from the agents actor: start the head of the queue, or give it back."""
+        self._asked = False
+        if self._current is not None or not self._queue:
+            self._tell_manager("release_slot", self._key)
+            self._next()
+            return
+        run = self._queue.popleft()
+        marker = os.environ.get(CRASH_MARKER_ENV)
+        if marker and run.spec.message == marker:
+            self._queue.appendleft(run)
+            raise RuntimeError("agent actor crash requested by the test hook")
+        self._current = run
+        self._tell_manager("run_started", run.run_id)
+        run.start()
+
+    def run_finished(self, run_id: str) -> None:
+        if self._current is not None and self._current.run_id == run_id:
+            self._current = None
+        self._next()
+
+    def abort(self, run_ids: list[str] | None = None) -> list[str]:
+        """Stop the running run and drop queued ones (all, or those in `run_ids`)."""
+        hit = []
+        for run in list(self._queue):
+            if run_ids is None or run.run_id in run_ids:
+                self._queue.remove(run)
+                run.finish(run.outcome("aborted", error="aborted"))
+                hit.append(run.run_id)
+        current = self._current
+        if current is not None and (run_ids is None or current.run_id in run_ids):
+            current.cancel("aborted")
+            hit.append(current.run_id)
+        return hit
+
+    def _next(self) -> None:
+        if self._current is None and self._queue and not self._asked:
+            self._asked = True
+            self._tell_manager("want_slot", self._key, self.actor_ref)
+
+    def _tell_manager(self, method: str, *args: Any) -> None:
+        try:
+            self._manager.tell(Call(method, args))
+        except pykka.ActorDeadError:
+            pass  # the gateway is stopping
+
+    def on_failure(self, *exc_info: Any) -> None:
+        error = exc_info[1] if len(exc_info) > 1 else None
+        log.error("agent actor for %s crashed: %s", self._key, error)
+        runs = ([self._current] if self._current is not None else []) + list(self._queue)
+        self._current = None
+        self._queue.clear()
+        for run in runs:
+            run.cancel("crashed")
+            run.finish(run.outcome("error", error=f"agent crashed: {error}", error_kind="unknown"))
+        self._tell_manager("agent_exited", self._key, self.actor_ref)
+
+    def on_stop(self) -> None:
+        for run in ([self._current] if self._current is not None else []) + list(self._queue):
+            run.cancel("aborted")

@@ -1,0 +1,308 @@
+"""The agents actor ("agents"): every run of the gateway (architecture §2).
+
+It owns
+- one `AgentActor` per busy session (started on the first turn, stopped when its last run
+  ended, so idle sessions hold no thread);
+- the global concurrency cap `agents.defaults.maxConcurrent`: slots granted first come,
+  first served across sessions;
+- the run records (`agent.wait` answers runs that ended in the last 10 minutes from
+  memory) and the idempotency cache (protocol §18);
+- the waiters: `agent` final responses and `agent.wait` calls, answered when a run ends.
+
+Runs end through `run_done`, told by the run itself (its thread, or whoever ended it), so
+the slot accounting lives here alone. The active run ids of each session go to the session
+store (`set_runs`), which shows them in session rows and sends `sessions.changed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import msgspec
+import pykka
+
+from actors import registry
+from actors.agent import AgentActor
+from actors.base import DEFERRED, Call, GatewayActor, Reply
+from actors.clock import CLOCK
+from actors.dedupe import DedupeCache
+from actors.run import Run, RunOutcome, RunSpec
+
+log = logging.getLogger("openclaw.agent")
+
+ENDED_TTL_S = 600.0  # agent.wait answers from memory for runs that ended this recently
+STOP_JOIN_S = 2.0
+
+
+class RunError(ValueError):
+    """A request the agents actor refuses; the message is the client-facing text."""
+
+
+class Claim(msgspec.Struct, frozen=True):
+    """An earlier call with the same idempotency key: in flight, or its outcome."""
+    run_id: str
+    in_flight: bool
+    outcome: RunOutcome | None = None
+
+
+class _Record:
+    __slots__ = ("run", "state", "dedupe_key", "outcome", "ended_mono", "waiters")
+
+    def __init__(self, run: Run, dedupe_key: str | None) -> None:
+        self.run = run
+        self.state = "queued"  # → running → ended
+        self.dedupe_key = dedupe_key
+        self.outcome: RunOutcome | None = None
+        self.ended_mono = 0.0
+        self.waiters: list[Reply] = []
+
+
+class AgentManager(GatewayActor):
+    def __init__(self, max_concurrent: int = 4) -> None:
+        super().__init__()
+        self._cap = max_concurrent
+        self._agents: dict[str, pykka.ActorRef] = {}
+        self._pending: dict[str, int] = {}  # session key → runs not yet ended
+        self._holders: dict[str, pykka.ActorRef] = {}  # sessions holding a slot
+        self._waiting: deque[tuple[str, pykka.ActorRef]] = deque()
+        self._runs: dict[str, _Record] = {}
+        self._dedupe = DedupeCache()
+        self._timed_waits: dict[int, tuple[str, Reply]] = {}
+        self._wait_ids = 0
+
+    # --- configuration and queries --------------------------------------------------------
+
+    def configure(self, max_concurrent: int) -> None:
+        """Hot reload of `agents.defaults.maxConcurrent`; a raise grants waiting runs now."""
+        self._cap = max(1, int(max_concurrent))
+        self._grant_waiting()
+
+    def stats(self) -> dict:
+        return {"maxConcurrent": self._cap, "running": len(self._holders),
+                "waiting": len(self._waiting), "agents": len(self._agents),
+                "runs": len(self._runs), "dedupe": len(self._dedupe)}
+
+    def active(self, key: str) -> list[str]:
+        """Run ids of the session that have not ended (running first, then queued)."""
+        records = [(r.state != "running", i, rid) for i, (rid, r) in enumerate(self._runs.items())
+                   if r.state != "ended" and r.run.spec.session_key == key]
+        return [rid for _, _, rid in sorted(records)]
+
+    def in_flight(self, key: str) -> dict | None:
+        """chat.history `inFlightRun`: the streaming run of the session and its text so far."""
+        for run_id, record in self._runs.items():
+            if record.state == "running" and record.run.spec.session_key == key:
+                return {"runId": run_id, "text": record.run.text}
+        return None
+
+    # --- idempotency ----------------------------------------------------------------------
+
+    def claim(self, dedupe_key: str, run_id: str) -> Claim | None:
+        """None: the call is new (now in flight); else the earlier call with this key."""
+        entry = self._dedupe.claim(dedupe_key, run_id)
+        if entry is None:
+            return None
+        return Claim(entry.run_id, entry.in_flight, entry.payload)
+
+    def release(self, dedupe_key: str) -> None:
+        self._dedupe.release(dedupe_key)
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def submit(self, spec: RunSpec, dedupe_key: str | None = None) -> dict:
+        """Queue a run on its session's agent actor; returns at once."""
+        current = self._runs.get(spec.run_id)
+        if current is not None and current.state != "ended":
+            raise RunError(f"run {spec.run_id} is already active")
+        me = self.actor_ref
+        run = Run(spec, lambda outcome: _tell(me, "run_done", outcome))
+        self._runs[spec.run_id] = _Record(run, dedupe_key)
+        key = spec.session_key
+        self._pending[key] = self._pending.get(key, 0) + 1
+        self._agent(key).tell(Call("enqueue", (run,)))
+        self._tell_store(key, None)
+        return {"runId": spec.run_id, "status": "started"}
+
+    def abort(self, key: str, run_id: str | None = None) -> dict:
+        """chat.abort (protocol §14.3)."""
+        if run_id is not None:
+            record = self._runs.get(run_id)
+            if record is not None and record.run.spec.session_key != key:
+                raise RunError("runId does not match sessionKey")
+            if record is None or record.state == "ended":
+                return {"ok": True, "aborted": False, "runIds": []}
+            ids = [run_id]
+        else:
+            ids = self.active(key)
+        ref = self._agents.get(key)
+        if not ids or ref is None:
+            return {"ok": True, "aborted": False, "runIds": []}
+        ref.tell(Call("abort", (ids,)))
+        return {"ok": True, "aborted": True, "runIds": ids}
+
+    def result(self, run_id: str) -> Any:
+        """The outcome of a run, answered when it ends (the `agent` final response)."""
+        record = self._runs.get(run_id)
+        if record is None:
+            raise RunError(f"unknown run: {run_id}")
+        if record.outcome is not None:
+            return record.outcome
+        record.waiters.append(self._reply)
+        return DEFERRED
+
+    def wait(self, run_id: str, timeout_ms: int = 30_000) -> Any:
+        """agent.wait (protocol §15.3): the run's end, or `timeout` after `timeout_ms`; an
+        unknown run id waits too, in case it starts."""
+        self._prune()
+        record = self._runs.get(run_id)
+        if record is not None and record.outcome is not None:
+            return wait_result(record.outcome)
+        self._wait_ids += 1
+        token = self._wait_ids
+        self._timed_waits[token] = (run_id, self._reply)
+        me = self.actor_ref
+        CLOCK.call_later(timeout_ms / 1000, lambda: _tell(me, "wait_expired", token))
+        return DEFERRED
+
+    def wait_expired(self, token: int) -> None:
+        entry = self._timed_waits.pop(token, None)
+        if entry is not None:
+            _answer(entry[1], {"runId": entry[0], "status": "timeout"})
+
+    # --- told by agent actors and runs ----------------------------------------------------
+
+    def want_slot(self, key: str, ref: pykka.ActorRef) -> None:
+        self._waiting.append((key, ref))
+        self._grant_waiting()
+
+    def release_slot(self, key: str) -> None:
+        self._holders.pop(key, None)
+        self._grant_waiting()
+
+    def run_started(self, run_id: str) -> None:
+        record = self._runs.get(run_id)
+        if record is not None and record.state == "queued":
+            record.state = "running"
+            self._tell_store(record.run.spec.session_key, "run-start")
+
+    def run_done(self, outcome: RunOutcome) -> None:
+        record = self._runs.get(outcome.run_id)
+        if record is None or record.state == "ended":
+            return
+        key = outcome.session_key
+        if record.state == "running":
+            self._holders.pop(key, None)
+        record.state, record.outcome, record.ended_mono = "ended", outcome, time.monotonic()
+        if record.dedupe_key is not None:
+            self._dedupe.finish(record.dedupe_key, outcome)
+        for reply in record.waiters:
+            _answer(reply, outcome)
+        record.waiters.clear()
+        for token, (run_id, reply) in list(self._timed_waits.items()):
+            if run_id == outcome.run_id:
+                del self._timed_waits[token]
+                _answer(reply, wait_result(outcome))
+        self._tell_store(key, "run-end")
+        self._pending[key] = self._pending.get(key, 1) - 1
+        ref = self._agents.get(key)
+        if self._pending[key] <= 0:
+            self._pending.pop(key, None)
+            if ref is not None:
+                del self._agents[key]
+                _stop(ref)
+        elif ref is not None:
+            _tell(ref, "run_finished", outcome.run_id)
+        self._grant_waiting()
+        self._prune()
+
+    def agent_exited(self, key: str, ref: pykka.ActorRef) -> None:
+        """An agent actor crashed: its runs have ended (run_done); forget it and its slot."""
+        if self._agents.get(key) is ref:
+            del self._agents[key]
+        self._waiting = deque((k, r) for k, r in self._waiting if r is not ref)
+        if self._holders.get(key) is ref:
+            del self._holders[key]
+        self._grant_waiting()
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _agent(self, key: str) -> pykka.ActorRef:
+        ref = self._agents.get(key)
+        if ref is None or not ref.is_alive():
+            ref = AgentActor.start(key, self.actor_ref)
+            self._agents[key] = ref
+        return ref
+
+    def _grant_waiting(self) -> None:
+        while self._waiting and len(self._holders) < self._cap:
+            key, ref = self._waiting.popleft()
+            if not ref.is_alive():
+                continue
+            self._holders[key] = ref
+            try:
+                ref.tell(Call("grant"))
+            except pykka.ActorDeadError:
+                del self._holders[key]
+
+    def _tell_store(self, key: str, reason: str | None) -> None:
+        store = registry.whereis("sessions")
+        if store is not None:
+            try:
+                store.tell(Call("set_runs", (key, self.active(key), reason)))
+            except pykka.ActorDeadError:
+                pass
+
+    def _prune(self) -> None:
+        cutoff = time.monotonic() - ENDED_TTL_S
+        for run_id in [rid for rid, r in self._runs.items()
+                       if r.state == "ended" and r.ended_mono < cutoff]:
+            del self._runs[run_id]
+
+    def on_stop(self) -> None:
+        runs = [r.run for r in self._runs.values() if r.state != "ended"]
+        for run in runs:
+            run.cancel("aborted")
+        for ref in self._agents.values():
+            _stop(ref)
+        deadline = time.monotonic() + STOP_JOIN_S
+        for run in runs:
+            run.join(max(0.0, deadline - time.monotonic()))
+        for token, (run_id, reply) in list(self._timed_waits.items()):
+            _answer(reply, {"runId": run_id, "status": "timeout"})
+        self._timed_waits.clear()
+
+
+def wait_result(outcome: RunOutcome) -> dict:
+    """agent.wait's answer for an ended run."""
+    out: dict[str, Any] = {"runId": outcome.run_id,
+                           "status": "ok" if outcome.status == "ok" else "error",
+                           "startedAt": outcome.started_at, "endedAt": outcome.ended_at}
+    if outcome.status != "ok":
+        out["error"] = outcome.error or outcome.status
+    return out
+
+
+def _answer(reply: Reply | None, value: Any) -> None:
+    if reply is None:
+        return
+    try:
+        reply(value, None)
+    except Exception:  # noqa: BLE001 - the caller went away
+        pass
+
+
+def _tell(ref: pykka.ActorRef, method: str, *args: Any) -> None:
+    try:
+        ref.tell(Call(method, args))
+    except pykka.ActorDeadError:
+        pass
+
+
+def _stop(ref: pykka.ActorRef) -> None:
+    try:
+        ref.stop(block=False)
+    except pykka.ActorDeadError:
+        pass

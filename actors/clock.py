@@ -1,0 +1,65 @@
+"""One timer thread for the whole process: run deadlines and delta flushes (actors/run.py).
+
+pykka actors have no timers, and a `threading.Timer` per run (or per 150 ms delta window)
+would start a thread each time. `CLOCK.call_later(delay, fn)` queues `fn` on a heap served by
+one daemon thread; callbacks must be quick and must not block (they tell actors or set flags).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from typing import Callable
+
+log = logging.getLogger("openclaw.actors")
+
+
+class Timer:
+    __slots__ = ("when", "fn", "cancelled")
+
+    def __init__(self, when: float, fn: Callable[[], None]) -> None:
+        self.when = when
+        self.fn = fn
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._cond = threading.Condition()
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> Timer:
+        timer = Timer(time.monotonic() + max(0.0, delay), fn)
+        with self._cond:
+            heapq.heappush(self._heap, (timer.when, next(self._order), timer))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="openclaw-clock",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return timer
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(wait)
+                _, _, timer = heapq.heappop(self._heap)
+            if timer.cancelled:
+                continue
+            try:
+                timer.fn()
+            except Exception:  # noqa: BLE001 - one bad callback must not stop the clock
+                log.exception("timer callback failed")
+
+
+CLOCK = Clock()
