@@ -198,13 +198,14 @@ class AgentManager(GatewayActor):
         record.state, record.outcome, record.ended_mono = "ended", outcome, time.monotonic()
         if record.dedupe_key is not None:
             self._dedupe.finish(record.dedupe_key, outcome)
-        for reply in record.waiters:
-            _answer(reply, outcome)
+        answers = [(reply, outcome) for reply in record.waiters]
         record.waiters.clear()
         for token, (run_id, reply) in list(self._timed_waits.items()):
             if run_id == outcome.run_id:
                 del self._timed_waits[token]
-                _answer(reply, wait_result(outcome))
+                answers.append((reply, wait_result(outcome)))
+        if answers:
+            _after_events(answers)
         self._tell_store(key, "run-end")
         self._pending[key] = self._pending.get(key, 1) - 1
         ref = self._agents.get(key)
@@ -292,6 +293,23 @@ def _answer(reply: Reply | None, value: Any) -> None:
         reply(value, None)
     except Exception:  # noqa: BLE001 - the caller went away
         pass
+
+
+def _after_events(answers: list[tuple[Reply, Any]]) -> None:
+    """Answer through the EventHub's mailbox, after the run's terminal events: an `agent`
+    final response never overtakes the run's last `chat`/`agent` events (protocol §15.2)."""
+    def send() -> None:
+        for reply, value in answers:
+            _answer(reply, value)
+
+    hub = registry.whereis("events")
+    try:
+        if hub is not None:
+            hub.tell(Call("after_published", (send,)))
+            return
+    except pykka.ActorDeadError:
+        pass
+    send()
 
 
 def _tell(ref: pykka.ActorRef, method: str, *args: Any) -> None:

@@ -129,6 +129,11 @@ class EventHub(GatewayActor):
         """Send `event` to every subscriber allowed to see it."""
         self._send(event, payload, None)
 
+    def after_published(self, fn: Callable[[], None]) -> None:
+        """Run `fn` here, after every event published before it was handed to the loop: a
+        reply sent from `fn` through the loop reaches clients after those events."""
+        fn()
+
     def publish_health(self, summary: dict) -> None:
         self._versions["health"] += 1
         self._send("health", summary, self._versions)

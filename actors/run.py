@@ -93,7 +93,7 @@ def provider_messages(stored: list[dict]) -> tuple[list[Message], list[str]]:
     summaries) that belong in the system prompt."""
     out: list[Message] = []
     notes: list[str] = []
-    for m in stored:
+    for m in in_turn_order(stored):
         parts = m.get("content") or []
         text = "".join(p.get("text", "") for p in parts if p.get("type") == "text")
         role = m.get("role")
@@ -110,6 +110,22 @@ def provider_messages(stored: list[dict]) -> tuple[list[Message], list[str]]:
             out.append(Message(role="tool", content=text, tool_call_id=m.get("toolCallId"),
                                is_error=bool(m.get("isError"))))
     return out, notes
+
+
+def in_turn_order(stored: list[dict]) -> list[dict]:
+    """Each run's reply right after its own user turn: a turn queued behind a running one is
+    stored first, but the model must read question, answer, question."""
+    groups: list[list[dict]] = []
+    by_run: dict[str, int] = {}
+    for m in stored:
+        run_id = m.get("runId")
+        if isinstance(run_id, str) and run_id in by_run:
+            groups[by_run[run_id]].append(m)
+            continue
+        groups.append([m])
+        if isinstance(run_id, str):
+            by_run[run_id] = len(groups) - 1
+    return [m for group in groups for m in group]
 
 
 class Run:
