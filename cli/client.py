@@ -4,6 +4,7 @@ or more calls, and the mapping of every failure to an exit code (cli-config §3.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import json
 import platform
@@ -41,6 +42,10 @@ class GatewayClient:
         self.hello: dict = {}
         self._conn: tornado.websocket.WebSocketClientConnection | None = None
         self._next = 0
+        # Off by default so one-shot commands never hold on to ticks; `chat` turns it on to
+        # see its run's events, which may arrive before the chat.send response.
+        self.keep_events = False
+        self._events: collections.deque[dict] = collections.deque()
 
     async def __aenter__(self) -> "GatewayClient":
         try:
@@ -106,6 +111,18 @@ class GatewayClient:
             frame = await self._read()
             if frame.get("type") == "res" and frame.get("id") == req_id:
                 return frame
+            if self.keep_events and frame.get("type") == "event":
+                self._events.append(frame)
+
+    async def next_event(self) -> dict:
+        """The next event frame: first those kept while a call waited for its response
+        (`keep_events`), then from the socket. Responses to no pending call are skipped."""
+        if self._events:
+            return self._events.popleft()
+        while True:
+            frame = await self._read()
+            if frame.get("type") == "event":
+                return frame
 
     async def _read_event(self, name: str) -> dict:
         while True:
@@ -127,19 +144,25 @@ class GatewayClient:
         return frame if isinstance(frame, dict) else {}
 
 
-def connection_options(func: Callable) -> Callable:
-    """--url --port --token --password --timeout, shared by every client command."""
+def connection_options(func: Callable | None = None, *, timeout_default: int = 10000,
+                       timeout_help: str = "Bound on connect, handshake and call, in ms.") -> Callable:
+    """--url --port --token --password --timeout, shared by every client command; use bare
+    (`@connection_options`) or with another --timeout default (`@connection_options(...)`)."""
     options = [
         click.option("--url", help="Gateway URL (ws:// or wss://); credentials then come only from --token/--password."),
         click.option("--port", type=int, help="Local gateway port (ws://127.0.0.1:PORT)."),
         click.option("--token", help="Gateway token."),
         click.option("--password", help="Gateway password."),
-        click.option("--timeout", "timeout_ms", type=click.IntRange(min=1), default=10000,
-                     show_default=True, help="Bound on connect, handshake and call, in ms."),
+        click.option("--timeout", "timeout_ms", type=click.IntRange(min=1), default=timeout_default,
+                     show_default=True, help=timeout_help),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+
+    def decorate(target: Callable) -> Callable:
+        for option in reversed(options):
+            target = option(target)
+        return target
+
+    return decorate(func) if func is not None else decorate
 
 
 def make_target(conn: dict) -> Target:
@@ -176,6 +199,29 @@ def with_client(conn: dict, as_json: bool, work: Callable[[GatewayClient], Any])
     async def main() -> Any:
         async with GatewayClient(target, conn.get("timeout_ms") or 10000) as client:
             return await work(client)
+
+    return run_or_fail(main, target, conn.get("timeout_ms"), as_json)
+
+
+def with_gateway_or_local(conn: dict, as_json: bool,
+                          work: Callable[[GatewayClient], Any]) -> tuple[bool, Any]:
+    """(True, `await work(client)`) through a reachable gateway; (False, None) when none
+    answers on the target, so the caller can work locally instead. An explicit --url never
+    falls back: the user asked for that gateway, not for local files."""
+    target = make_target(conn)
+
+    async def main() -> tuple[bool, Any]:
+        client = GatewayClient(target, conn.get("timeout_ms") or 10000)
+        try:
+            await client.__aenter__()
+        except CliError as err:
+            if err.kind == "unreachable" and not target.explicit_url:
+                return False, None
+            raise
+        try:
+            return True, await work(client)
+        finally:
+            client.close()
 
     return run_or_fail(main, target, conn.get("timeout_ms"), as_json)
 

@@ -20,7 +20,7 @@ from actors.config_reload import classify, join
 from actors.config_schema import REDACTED, is_sensitive_key
 from actors.config_write import WriteError, write_config
 from actors.paths import resolve_config_path, resolve_state_dir
-from cli.client import GatewayClient, connection_options, make_target, run_or_fail
+from cli.client import GatewayClient, connection_options, with_gateway_or_local
 from cli.output import EXIT_CONFIG, EXIT_FAIL, EXIT_USAGE, CliError, emit_json, fail, warn
 
 NO_RESTART = "No gateway restart needed."
@@ -167,23 +167,8 @@ def local_path() -> tuple[str, str, str]:
 
 def _remote(conn: dict, as_json: bool, work: Callable[[GatewayClient], Awaitable[Any]]) -> tuple[bool, Any]:
     """(True, result) through a reachable gateway; (False, None) when none answers on the
-    local target, so the caller falls back to the file. An explicit --url never falls back."""
-    target = make_target(conn)
-
-    async def main() -> tuple[bool, Any]:
-        client = GatewayClient(target, conn.get("timeout_ms") or 10000)
-        try:
-            await client.__aenter__()
-        except CliError as err:
-            if err.kind == "unreachable" and not target.explicit_url:
-                return False, None
-            raise
-        try:
-            return True, await work(client)
-        finally:
-            client.close()
-
-    return run_or_fail(main, target, conn.get("timeout_ms"), as_json)
+    local target, so the caller falls back to the file."""
+    return with_gateway_or_local(conn, as_json, work)
 
 
 # --- get ---------------------------------------------------------------------------------------
