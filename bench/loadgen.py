@@ -12,8 +12,10 @@ server under test:
 - work runs in `--procs` worker processes (multiprocessing, spawn), each reporting the CPU
   time it used inside the measured window, so the report shows the client's share.
 
-Modes (CLI subcommands; bench/run.py calls the same functions):
-  throughput  N connections x K requests in flight, `health` for D s after a W s warm-up
+Modes (CLI subcommands; bench/run.py and bench/sessions.py call the same functions):
+  throughput  N connections x K requests in flight, `health` (or any --method with --params)
+              for D s after a W s warm-up; --latency also records each request's round trip
+              (p50/p90/p99 under load)
   latency     one connection, one request at a time, M requests: p50/p90/p99
   storm       C connections that handshake and stay open, then all send one `health` at the
               same instant (a cross-process barrier on CLOCK_MONOTONIC); RSS of --server-pid
@@ -151,6 +153,16 @@ def close_frame(code: int = 1000) -> bytes:
 
 def health_frame(req_id: bytes) -> bytes:
     return text_frame(b'{"type":"req","id":"%s","method":"health"}' % req_id)
+
+
+def request_frame(req_id: bytes, method: str = "health", params: Any = None) -> bytes:
+    """A request frame for any method; `params` is JSON-encoded (None: no params field)."""
+    if method == "health" and params is None:
+        return health_frame(req_id)
+    body = b'{"type":"req","id":"%s","method":%s' % (req_id, json.dumps(method).encode())
+    if params is not None:
+        body += b',"params":' + json.dumps(params, separators=(",", ":")).encode()
+    return text_frame(body + b"}")
 
 
 def connect_params(token: str | None, mode: str) -> dict:
@@ -363,20 +375,31 @@ ID_CYCLE = 4096
 
 
 class LoadConn(WSConn):
-    """Keeps `inflight` health requests outstanding while `running`.
+    """Keeps `inflight` requests (`health` unless `method`/`params` say otherwise) outstanding
+    while `running`.
 
     After the handshake `data_received` takes a fast path that walks the frames in place:
     no payload copies, no JSON, one `transport.write` for all the requests a read triggers.
+    With `latency` set, the send time of each request is kept by its id slot and the answer's
+    id (the `"id":"<conn>-<slot>"` right after the frame's `{"type":"res"` prefix) is read to
+    append the round trip to `stats["samples"]` while `stats["measuring"]` is true.
     """
 
-    def __init__(self, *args: Any, stats: dict, inflight: int, conn_no: int = 0) -> None:
+    def __init__(self, *args: Any, stats: dict, inflight: int, conn_no: int = 0,
+                 method: str = "health", params: Any = None, latency: bool = False) -> None:
         super().__init__(*args)
         self.stats = stats
         self.inflight = inflight
         self.outstanding = 0
         self.seq = 0
         self.running = False
-        self.frames_cycle = [health_frame(b"%d-%d" % (conn_no, i)) for i in range(ID_CYCLE)]
+        self.frames_cycle = [request_frame(b"%d-%d" % (conn_no, i), method, params)
+                             for i in range(ID_CYCLE)]
+        self.latency = latency
+        self.sent_at = [0.0] * ID_CYCLE if latency else None
+        # Where the id's slot number starts inside a response payload: after `{"type":"res",
+        # "id":"<conn_no>-`.
+        self.id_at = len(RES_PREFIX) + len(b',"id":"') + len(b"%d-" % conn_no)
 
     def start(self) -> None:
         self.running = True
@@ -387,7 +410,16 @@ class LoadConn(WSConn):
     def _send_one(self) -> None:
         self.seq += 1
         self.outstanding += 1
-        self.send(self.frames_cycle[self.seq % ID_CYCLE])
+        slot = self.seq % ID_CYCLE
+        if self.sent_at is not None:
+            self.sent_at[slot] = time.perf_counter()
+        self.send(self.frames_cycle[slot])
+
+    def _latency_of(self, data: bytes, start: int, now: float) -> None:
+        at = start + self.id_at
+        end = data.find(b'"', at, at + 12)
+        if end > at and self.stats["measuring"]:
+            self.stats["samples"].append(now - self.sent_at[int(data[at:end])])
 
     def on_res(self, payload: bytes) -> None:
         self.outstanding -= 1
@@ -397,6 +429,8 @@ class LoadConn(WSConn):
             stats["bytes"] += len(payload)
         else:
             stats["errors"] += 1
+        if self.sent_at is not None:
+            self._latency_of(payload, 0, time.perf_counter())
         if self.running:
             self._send_one()
 
@@ -409,6 +443,7 @@ class LoadConn(WSConn):
             data = bytes(self.buf)
         pos, n = 0, len(data)
         ok = errors = nbytes = other = 0
+        now = time.perf_counter() if self.sent_at is not None else 0.0
         while n - pos >= 2:
             b0 = data[pos]
             length = data[pos + 1] & 0x7F
@@ -436,6 +471,8 @@ class LoadConn(WSConn):
                     nbytes += length
                 else:
                     errors += 1
+                if now:
+                    self._latency_of(data, start, now)
             else:
                 self.events += 1
             pos = end
@@ -448,6 +485,10 @@ class LoadConn(WSConn):
             self.outstanding -= answered
             if self.running:
                 cycle, seq = self.frames_cycle, self.seq
+                if now:
+                    sent_at, stamp = self.sent_at, time.perf_counter()
+                    for i in range(1, answered + 1):
+                        sent_at[(seq + i) % ID_CYCLE] = stamp
                 self.transport.write(b"".join([cycle[(seq + i) % ID_CYCLE] for i in range(1, answered + 1)]))
                 self.seq = seq + answered
                 self.outstanding += answered
@@ -466,12 +507,14 @@ class LoadConn(WSConn):
 
 async def _throughput_worker(url: str, token: str | None, mode: str, connections: int,
                              inflight: int, warmup: float, duration: float,
-                             ready_q, go, start_at) -> dict:
-    stats = {"ok": 0, "errors": 0, "bytes": 0, "lost": 0}
+                             ready_q, go, start_at, method: str = "health", params: Any = None,
+                             latency: bool = False) -> dict:
+    stats: dict[str, Any] = {"ok": 0, "errors": 0, "bytes": 0, "lost": 0, "measuring": False,
+                             "samples": []}
     conns: list[LoadConn] = []
     for i in range(connections):
         conns.append(await open_conn(LoadConn, url, token, mode, 15.0, stats=stats, inflight=inflight,
-                                     conn_no=i))
+                                     conn_no=i, method=method, params=params, latency=latency))
     ready_q.put(("ready", os.getpid(), {"connections": len(conns)}))
     loop = asyncio.get_running_loop()
     if not await loop.run_in_executor(None, go.wait, 120):
@@ -482,8 +525,10 @@ async def _throughput_worker(url: str, token: str | None, mode: str, connections
         conn.start()
     await asyncio.sleep(max(0.0, t0 + warmup - time.monotonic()))
     ok0, err0, bytes0, cpu0, w0 = stats["ok"], stats["errors"], stats["bytes"], cpu_seconds(), time.monotonic()
+    stats["measuring"] = True
     await asyncio.sleep(max(0.0, t0 + warmup + duration - time.monotonic()))
     ok1, err1, bytes1, cpu1, w1 = stats["ok"], stats["errors"], stats["bytes"], cpu_seconds(), time.monotonic()
+    stats["measuring"] = False
     for conn in conns:
         conn.running = False
     deadline = time.monotonic() + 5.0
@@ -495,15 +540,16 @@ async def _throughput_worker(url: str, token: str | None, mode: str, connections
     ok = ok1 - ok0
     return {"ok": ok, "errors": err1 - err0, "lost": stats["lost"], "wall_s": w1 - w0,
             "client_cpu_s": cpu1 - cpu0, "avg_response_bytes": (bytes1 - bytes0) / ok if ok else 0,
-            "events": sum(c.events for c in conns)}
+            "events": sum(c.events for c in conns), "samples": stats["samples"]}
 
 
-def _throughput_entry(url, token, mode, connections, inflight, warmup, duration, ready_q, go,
-                      start_at, result_q) -> None:
+def _throughput_entry(url, token, mode, connections, inflight, warmup, duration, method, params,
+                      latency, ready_q, go, start_at, result_q) -> None:
     raise_nofile_limit()
     try:
         result = asyncio.run(_throughput_worker(url, token, mode, connections, inflight, warmup,
-                                                duration, ready_q, go, start_at))
+                                                duration, ready_q, go, start_at, method, params,
+                                                latency))
         result_q.put(("result", os.getpid(), result))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         result_q.put(("error", os.getpid(), f"{type(exc).__name__}: {exc}"))
@@ -573,11 +619,15 @@ def _stop_workers(procs: list) -> None:
 
 def run_throughput(url: str, token: str | None, *, server_pid: int | None = None,
                    connections: int = 4, inflight: int = 8, warmup: float = 2.0,
-                   duration: float = 10.0, procs: int = 1, mode: str = "cli") -> dict:
-    """N connections x K in flight of `health`, split over `procs` worker processes."""
+                   duration: float = 10.0, procs: int = 1, mode: str = "cli",
+                   method: str = "health", params: Any = None, latency: bool = False) -> dict:
+    """N connections x K in flight of `method` (default `health`; `params` any JSON value or
+    None for no params), split over `procs` worker processes. With `latency`, also the
+    p50/p90/p99/max round trip of the requests answered in the measured window."""
     split = _split(connections, procs)
     workers, ready_q, result_q, go, start_at = _start_workers(
-        _throughput_entry, [(url, token, mode, n, inflight, warmup, duration) for n in split])
+        _throughput_entry, [(url, token, mode, n, inflight, warmup, duration, method, params, latency)
+                            for n in split])
     try:
         _wait_ready(workers, ready_q, result_q, 60)
         sampler = Sampler(server_pid)
@@ -609,6 +659,14 @@ def run_throughput(url: str, token: str | None, *, server_pid: int | None = None
         out["server_cpu_us_per_req"] = out["server_cpu_pct"] / 100.0 * out["wall_s"] / ok * 1e6
     if ok:
         out["client_cpu_us_per_req"] = client_cpu / ok * 1e6
+    if method != "health" or params is not None:
+        out["method"], out["params"] = method, params
+    if latency:
+        samples = sorted(x * 1000.0 for r in results for x in r["samples"])
+        out["latency_samples"] = len(samples)
+        if samples:
+            out.update(p50_ms=percentile(samples, 50), p90_ms=percentile(samples, 90),
+                       p99_ms=percentile(samples, 99), max_ms=samples[-1])
     return out
 
 
@@ -882,6 +940,11 @@ def main(argv: list[str] | None = None) -> int:
     tp.add_argument("--inflight", "-k", type=int, default=8)
     tp.add_argument("--warmup", type=float, default=2.0)
     tp.add_argument("--duration", "-d", type=float, default=10.0)
+    tp.add_argument("--method", default="health", help="request method (default health)")
+    tp.add_argument("--params", default=None, type=json.loads,
+                    help="request params as JSON (default: none), e.g. '{\"limit\": 20}'")
+    tp.add_argument("--latency", action="store_true",
+                    help="also time every answered request: p50/p90/p99 under load")
     lat = sub.add_parser("latency")
     lat.add_argument("--requests", "-m", type=int, default=2000)
     lat.add_argument("--warmup", type=int, default=200)
@@ -895,7 +958,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run_throughput(args.url, args.token, server_pid=args.server_pid,
                                 connections=args.connections, inflight=args.inflight,
                                 warmup=args.warmup, duration=args.duration, procs=args.procs,
-                                mode=args.client_mode)
+                                mode=args.client_mode, method=args.method, params=args.params,
+                                latency=args.latency)
     elif args.cmd == "latency":
         result = run_latency(args.url, args.token, requests=args.requests, warmup=args.warmup,
                              mode=args.client_mode)

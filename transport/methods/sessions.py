@@ -110,29 +110,34 @@ async def _ask(action: str, *args: Any, **kwargs: Any) -> Any:
 
 
 # sessions.list asks in flight, by (loop, params): an identical request that arrives while
-# one is still waiting for the store shares its answer instead of asking again. Safe for
-# read-your-writes: the store answers in mailbox order and the loop settles answers in the
-# order the store sent them, so any write a client saw acknowledged before sending its list
-# had its answer settled after a list asked earlier was already settled (and gone from here).
+# one is still waiting for the store shares its answer instead of asking again, and the
+# answer is encoded once for all of them (msgspec.Raw: immutable, embedded as is by the
+# WebSocket and HTTP encoders). Safe for read-your-writes: the store answers in mailbox
+# order and the loop settles answers in the order the store sent them, so a write whose
+# acknowledgement a client saw before sending its list was settled after any list asked
+# earlier had been settled and removed from here.
 _lists_in_flight: dict[tuple, asyncio.Future] = {}
 
 
+async def _list_encoded(**kwargs: Any) -> msgspec.Raw:
+    return msgspec.Raw(msgspec.json.encode(await _ask("list", **kwargs)))
+
+
 @method("sessions.list", scope=READ, params=ListParams)
-async def sessions_list(params: ListParams, ctx) -> dict:
+async def sessions_list(params: ListParams, ctx) -> msgspec.Raw:
     loop = asyncio.get_running_loop()
     key = (loop, params.limit, params.offset, params.activeMinutes, params.agentId, params.label,
            params.search, params.includeGlobal, params.includeUnknown, params.includeLastMessage)
     shared = _lists_in_flight.get(key)
     if shared is None:
-        shared = loop.create_task(_ask(
-            "list", limit=params.limit, offset=params.offset,
-            activeMinutes=params.activeMinutes, agentId=params.agentId, label=params.label,
-            search=params.search, includeGlobal=params.includeGlobal,
-            includeUnknown=params.includeUnknown, includeLastMessage=params.includeLastMessage))
+        shared = loop.create_task(_list_encoded(
+            limit=params.limit, offset=params.offset, activeMinutes=params.activeMinutes,
+            agentId=params.agentId, label=params.label, search=params.search,
+            includeGlobal=params.includeGlobal, includeUnknown=params.includeUnknown,
+            includeLastMessage=params.includeLastMessage))
         _lists_in_flight[key] = shared
         shared.add_done_callback(lambda _: _lists_in_flight.pop(key, None))
-    result = await asyncio.shield(shared)
-    return {**result}  # the top level is each caller's own; the rows are only read
+    return await asyncio.shield(shared)
 
 
 @method("sessions.preview", scope=READ, params=PreviewParams)
@@ -162,14 +167,22 @@ async def sessions_patch(params: PatchParams, ctx) -> dict:
 
 @method("sessions.reset", scope=ADMIN, params=ResetParams)
 async def sessions_reset(params: ResetParams, ctx) -> dict:
-    entry = await _ask("reset", _key("sessions.reset", params.key), reason=params.reason)
+    key = _key("sessions.reset", params.key)
+    await _abort_runs(key)
+    entry = await _ask("reset", key, reason=params.reason)
     return {"ok": True, "key": entry["key"], "entry": entry}
 
 
 @method("sessions.delete", scope=ADMIN, params=DeleteParams)
 async def sessions_delete(params: DeleteParams, ctx) -> dict:
-    return await _ask("delete", _key("sessions.delete", params.key),
-                      delete_transcript=params.deleteTranscript)
+    key = _key("sessions.delete", params.key)
+    await _abort_runs(key)
+    return await _ask("delete", key, delete_transcript=params.deleteTranscript)
+
+
+async def _abort_runs(key: str) -> None:
+    """§13.5, §13.6: a reset or delete first stops the session's runs."""
+    await bridge.ask("agents", "abort", history_key(key), None)
 
 
 @method("chat.history", scope=READ, params=HistoryParams)
