@@ -274,6 +274,11 @@ class AgentManager(GatewayActor):
         for token, (run_id, reply) in list(self._timed_waits.items()):
             _answer(reply, {"runId": run_id, "status": "timeout"})
         self._timed_waits.clear()
+        for record in self._runs.values():  # their run_done can no longer reach us
+            for reply in record.waiters:
+                _answer(reply, record.outcome or record.run.outcome(
+                    "aborted", error="gateway stopping"))
+            record.waiters.clear()
 
 
 def wait_result(outcome: RunOutcome) -> dict:

@@ -277,7 +277,8 @@ class Run:
             return
         call_sync(store, "append", self.spec.session_key, {
             "role": "assistant", "content": parts, "runId": self.run_id, "stopReason": stop_reason,
-            "usage": usage_of(result), "model": result.model, "provider": result.provider})
+            "usage": usage_of(result), "model": result.model, "provider": result.provider},
+            session_id=self.spec.session_id)
 
     def _compact(self) -> RunOutcome:
         """sessions.compact (protocol §13.7) as a run, so it waits for the session's turns."""

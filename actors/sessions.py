@@ -346,10 +346,12 @@ class SessionStore(GatewayActor):
             self._publish("create", canonical, row)
         return row  # type: ignore[return-value]
 
-    def append(self, key: str, message: dict, now: int | None = None) -> dict:
-        """Store one message in the session's current transcript and return it as
-        chat.history shows it. Committed (fsynced) before it returns: the acknowledgement point.
-        A missing session is created."""
+    def append(self, key: str, message: dict, now: int | None = None,
+               session_id: str | None = None) -> dict:
+        """Store one message in the session's current transcript (or in the earlier one
+        `session_id` names: a run's reply stays with the transcript it answered, even after a
+        reset) and return it as chat.history shows it. Committed (fsynced) before it returns:
+        the acknowledgement point. A missing session is created."""
         canonical, agent_id, db = self._db_for(key)
         if not isinstance(message, dict):
             raise SessionError("message must be an object")
@@ -380,8 +382,14 @@ class SessionStore(GatewayActor):
         message_id = uuid.uuid4().hex
         with _transaction(db):
             created = self._ensure(db, canonical, agent_id, stamp, None, None, None)
-            session_id = db.execute("SELECT session_id FROM sessions WHERE key = ?",
-                                    (canonical,)).fetchone()[0]
+            current = db.execute("SELECT session_id FROM sessions WHERE key = ?",
+                                 (canonical,)).fetchone()[0]
+            if session_id is None or session_id == current or not db.execute(
+                    "SELECT 1 FROM session_ids WHERE session_id = ? AND key = ?",
+                    (session_id, canonical)).fetchone():
+                session_id = current
+            elif role != "user":  # a late reply to an earlier transcript: not this one's usage
+                tokens_in = tokens_out = tokens_total = 0
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?",
                              (session_id,)).fetchone()[0]
             db.execute(
