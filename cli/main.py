@@ -31,11 +31,12 @@ def root(ctx: click.Context, log_level: str | None, no_color: bool) -> None:
 
 
 def main() -> None:
-    from cli import config, gateway, health, sessions, status  # noqa: F401 - registers the commands
+    from cli import chat, config, gateway, health, sessions, status  # noqa: F401 - registers the commands
 
     root.add_command(gateway.gateway)
     root.add_command(health.health)
     root.add_command(status.status)
     root.add_command(config.config)
     root.add_command(sessions.sessions)
+    root.add_command(chat.chat)
     root(prog_name="openclaw")
