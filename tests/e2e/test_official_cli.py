@@ -101,3 +101,38 @@ def test_health_text_from_config(gw, tmp_path, config_env):
     res = official("health", home=tmp_path, env=config_env)
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"Session store (main): {gw.state_dir}/agents/main/sessions.sqlite (0 entries)" in res.stdout
+
+
+@pytest.fixture(scope="module")
+def echo_gw(tmp_path_factory):
+    """A gateway whose default model is the built-in offline/echo."""
+    from tests.conftest import GatewayProcess
+    proc = GatewayProcess(tmp_path_factory.mktemp("official-echo"),
+                          {"gateway": {"auth": {"mode": "token", "token": TOKEN}},
+                           "agents": {"defaults": {"model": "offline/echo"}}}, [], {})
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def _echo_env(echo_gw, tmp_path) -> dict:
+    config = tmp_path / "openclaw.json"
+    config.write_text('{gateway: {mode: "local", port: %d, auth: {mode: "token", token: "%s"}}}\n'
+                      % (echo_gw.port, TOKEN))
+    return {"OPENCLAW_CONFIG_PATH": str(config)}
+
+
+def test_agent_turn_through_the_gateway(echo_gw, tmp_path):
+    env = _echo_env(echo_gw, tmp_path)
+    res = official("agent", "-m", "hello from the official cli", "--json", home=tmp_path, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["status"] == "ok" and doc["result"]["payloads"] == [{"text": "hello from the official cli"}]
+    res = official("agent", "-m", "plain words", "--session-key", "agent:main:cli", home=tmp_path, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.strip().endswith("plain words")
+    res = official("gateway", "call", "chat.history", "--params", '{"sessionKey":"agent:main:cli"}',
+                   "--url", echo_gw.url, "--token", TOKEN, "--json", home=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    roles = [(m["role"], m["content"][0]["text"]) for m in json.loads(res.stdout)["messages"]]
+    assert roles == [("user", "plain words"), ("assistant", "plain words")]
