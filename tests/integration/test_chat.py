@@ -452,3 +452,18 @@ def test_reset_aborts_the_running_turn(gateway_factory, ws_clients, model_server
     assert chat_events(client, "r-reset")[-1]["state"] == "aborted"
     assert model_server.client_closed.wait(3)
     assert history(client) == []  # the partial reply stays with the transcript it answered
+
+
+def test_model_config_is_hot(gateway, client_factory):
+    """agents.defaults.model applied by config.patch: the next turn uses it, and sessions.list
+    shows the new defaults (the store took them)."""
+    client = client_factory()
+    assert send(client, "hi")["error"]["code"] == "UNAVAILABLE"
+    base = ok(client.request("config.get", {}))["hash"]
+    res = ok(client.request("config.patch", {"raw": '{agents: {defaults: {model: "offline/echo"}}}',
+                                             "baseHash": base}, timeout=15))
+    assert res["restart"] is None
+    wait_until(lambda: ok(client.request("sessions.list"))["defaults"].get("model") == "echo",
+               what="store defaults reloaded")
+    ok(send(client, "now it works", run_id="r-hot"))
+    assert chat_events(client, "r-hot")[-1]["message"]["content"][0]["text"] == "now it works"
