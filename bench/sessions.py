@@ -49,7 +49,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
-from run import TOKEN, Server, free_port, gateway_server, log, source_info  # noqa: E402
+from run import NOISY_OTHER_PCT, TOKEN, Server, free_port, gateway_server, log, source_info  # noqa: E402
 
 TARGETS = {"list_rps": 8000.0}
 LOADS = [("list", {}), ("list_limit20", {"limit": 20})]
@@ -288,6 +288,7 @@ def report(result: dict) -> str:
     mark = lambda passed: "PASS" if passed else "FAIL"  # noqa: E731
     ok = result["verdict"]["checks"]
     a, b = lst["list"], lst["list_limit20"]
+    noise = max(a["median_other_cpu_pct"] or 0, b["median_other_cpu_pct"] or 0)
     lines = [
         "OpenClaw sessions benchmark (loopback, %d CPUs, Python %s), gateway at %s%s"
         % (result["machine"]["cpus"], result["machine"]["python"], src["commit"] or "?",
@@ -313,12 +314,15 @@ def report(result: dict) -> str:
         f"{'  response size (bytes)':<44}{a['avg_response_bytes'] or 0:>14,.0f}{b['avg_response_bytes'] or 0:>14,.0f}",
         f"{'  errors (ok:false answers)':<44}{a['errors']:>14}{b['errors']:>14}   0  {mark(ok['no_errors'])}",
         "",
-        f"{'gateway RSS (MB)':<44}{'empty state':>14}{'%d sessions' % s['sessions']:>14}{'delta':>10}",
-        f"{'  after start-up':<44}{_mb(rss['empty']['after_start']):>14}{_mb(rss['sessions']['after_start']):>14}"
+        f"{'gateway RSS (MB)':<44}{'empty state':>14}{'%d sessions' % s['sessions']:>16}{'delta':>10}",
+        f"{'  after start-up':<44}{_mb(rss['empty']['after_start']):>14}{_mb(rss['sessions']['after_start']):>16}"
         f"{_mb(rss['delta']['after_start']):>10}",
-        f"{'  after the list load':<44}{_mb(rss['empty']['after_load']):>14}{_mb(rss['sessions']['after_load']):>14}"
+        f"{'  after the list load':<44}{_mb(rss['empty']['after_load']):>14}{_mb(rss['sessions']['after_load']):>16}"
         f"{_mb(rss['delta']['after_load']):>10}",
         "",
+        *(["WARNING: other processes used up to %.0f%% of a core during the loads; req/s is "
+            "unreliable. Compare 'server CPU per request' or rerun on a quieter machine." % noise]
+          if noise > NOISY_OTHER_PCT else []),
         "load average %.2f at start, %.2f at end; %s" % (
             result["machine"]["loadavg_start"][0], result["machine"]["loadavg_end"][0],
             "all targets met" if result["verdict"]["all_pass"] else "some targets missed"),
