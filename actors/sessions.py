@@ -233,6 +233,7 @@ class SessionStore(GatewayActor):
         self._notify = notify_health
         self._dbs: dict[str, sqlite3.Connection] = {}
         self._runs: dict[str, list[str]] = {}  # key → active run ids, told by the agents actor
+        self._list_pages: dict[tuple, tuple] = {}  # recent list pages by query (see `list`)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -564,7 +565,7 @@ class SessionStore(GatewayActor):
         # The count and the page rows (immutable tuples) of recent queries are kept per
         # database version: this connection's change count (every write of the store) and
         # `data_version` (commits by any other connection); any change misses the cache.
-        cache = self.__dict__.setdefault("_list_pages", {})
+        cache = self._list_pages
         for agent in agents:
             db = self._open(agent)
             agent_clause, agent_params = clause, params
