@@ -49,10 +49,11 @@ class Claim(msgspec.Struct, frozen=True):
 
 
 class _Record:
-    __slots__ = ("run", "state", "dedupe_key", "outcome", "ended_mono", "waiters")
+    __slots__ = ("run", "session_key", "state", "dedupe_key", "outcome", "ended_mono", "waiters")
 
     def __init__(self, run: Run, dedupe_key: str | None) -> None:
-        self.run = run
+        self.run: Run | None = run  # dropped when the run ends: records outlive runs by minutes
+        self.session_key = run.spec.session_key
         self.state = "queued"  # → running → ended
         self.dedupe_key = dedupe_key
         self.outcome: RunOutcome | None = None
@@ -88,13 +89,13 @@ class AgentManager(GatewayActor):
     def active(self, key: str) -> list[str]:
         """Run ids of the session that have not ended (running first, then queued)."""
         records = [(r.state != "running", i, rid) for i, (rid, r) in enumerate(self._runs.items())
-                   if r.state != "ended" and r.run.spec.session_key == key]
+                   if r.state != "ended" and r.session_key == key]
         return [rid for _, _, rid in sorted(records)]
 
     def in_flight(self, key: str) -> dict | None:
         """chat.history `inFlightRun`: the streaming run of the session and its text so far."""
         for run_id, record in self._runs.items():
-            if record.state == "running" and record.run.spec.session_key == key:
+            if record.state == "running" and record.session_key == key and record.run:
                 return {"runId": run_id, "text": record.run.text}
         return None
 
@@ -130,7 +131,7 @@ class AgentManager(GatewayActor):
         """chat.abort (protocol §14.3)."""
         if run_id is not None:
             record = self._runs.get(run_id)
-            if record is not None and record.run.spec.session_key != key:
+            if record is not None and record.session_key != key:
                 raise RunError("runId does not match sessionKey")
             if record is None or record.state == "ended":
                 return {"ok": True, "aborted": False, "runIds": []}
@@ -186,7 +187,7 @@ class AgentManager(GatewayActor):
         record = self._runs.get(run_id)
         if record is not None and record.state == "queued":
             record.state = "running"
-            self._tell_store(record.run.spec.session_key, "run-start")
+            self._tell_store(record.session_key, "run-start")
 
     def run_done(self, outcome: RunOutcome) -> None:
         record = self._runs.get(outcome.run_id)
@@ -196,6 +197,7 @@ class AgentManager(GatewayActor):
         if record.state == "running":
             self._holders.pop(key, None)
         record.state, record.outcome, record.ended_mono = "ended", outcome, time.monotonic()
+        record.run = None
         if record.dedupe_key is not None:
             self._dedupe.finish(record.dedupe_key, outcome)
         answers = [(reply, outcome) for reply in record.waiters]
@@ -263,7 +265,7 @@ class AgentManager(GatewayActor):
             del self._runs[run_id]
 
     def on_stop(self) -> None:
-        runs = [r.run for r in self._runs.values() if r.state != "ended"]
+        runs = [r.run for r in self._runs.values() if r.run is not None]
         for run in runs:
             run.cancel("aborted")
         for ref in self._agents.values():
@@ -276,7 +278,7 @@ class AgentManager(GatewayActor):
         self._timed_waits.clear()
         for record in self._runs.values():  # their run_done can no longer reach us
             for reply in record.waiters:
-                _answer(reply, record.outcome or record.run.outcome(
+                _answer(reply, record.outcome or record.run.outcome(  # type: ignore[union-attr]
                     "aborted", error="gateway stopping"))
             record.waiters.clear()
 

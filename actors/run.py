@@ -31,6 +31,9 @@ log = logging.getLogger("openclaw.agent")
 
 DEFAULT_SYSTEM_PROMPT = ("You are a helpful personal assistant. Answer clearly and concisely.")
 COMPACT_KEEP = 6
+# The newest messages a turn sends to the model: a long session costs each turn a bounded
+# read; `sessions.compact` folds what is older into a summary.
+CONTEXT_MESSAGES = 200
 COMPACT_PROMPT = ("Summarise the conversation below for your own later reference: keep facts, "
                   "decisions, names, open questions and commitments; drop small talk. Answer "
                   "with the summary only.")
@@ -109,6 +112,8 @@ def provider_messages(stored: list[dict]) -> tuple[list[Message], list[str]]:
         elif role == "toolResult":
             out.append(Message(role="tool", content=text, tool_call_id=m.get("toolCallId"),
                                is_error=bool(m.get("isError"))))
+    while out and out[0].role != "user":  # a window cut mid-turn: models want a user turn first
+        out.pop(0)
     return out, notes
 
 
@@ -260,7 +265,8 @@ class Run:
 
     def _chat(self) -> RunOutcome:
         store = self._store()
-        stored = call_sync(store, "messages", self.spec.session_id, self.spec.agent_id)
+        stored = call_sync(store, "messages", self.spec.session_id, self.spec.agent_id,
+                           last=CONTEXT_MESSAGES)
         result = self._stream(stored, self._on_event)
         cancelled = self._cancelled() if result.aborted else None
         self._save(store, result, cancelled.status if cancelled else result.stop_reason)

@@ -511,12 +511,15 @@ class SessionStore(GatewayActor):
             result["thinkingLevel"] = thinking
         return result
 
-    def messages(self, session_id: str, agent_id: str = DEFAULT_AGENT_ID) -> list[dict]:
-        """Every message stored under one session id (current or earlier), oldest first."""
+    def messages(self, session_id: str, agent_id: str = DEFAULT_AGENT_ID,
+                 last: int | None = None) -> list[dict]:
+        """The messages stored under one session id (current or earlier), oldest first: all,
+        or the newest `last`."""
         db = self._open(agent_id)
-        return [self._message(*r, None) for r in db.execute(
-            "SELECT id, seq, role, content, run_id, ts, extra FROM messages "
-            "WHERE session_id = ? ORDER BY seq", (session_id,))]
+        rows = db.execute("SELECT id, seq, role, content, run_id, ts, extra FROM messages "
+                          "WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
+                          (session_id, -1 if last is None else last)).fetchall()
+        return [self._message(*r, None) for r in reversed(rows)]
 
     def session_ids(self, key: str) -> list[dict]:
         """Every session id the key has had, oldest first."""
