@@ -11,6 +11,7 @@ import tornado.httpserver
 import tornado.web
 
 from transport.http import LiveHandler, NotFoundHandler, ReadyHandler, RpcHandler
+from transport.http_openai import CompletionsHandler, ModelsHandler
 from transport.protocol import MAX_PAYLOAD
 from transport.state import GatewayState
 from transport.ws import GatewaySocket
@@ -25,6 +26,9 @@ def make_app(state: GatewayState) -> tornado.web.Application:
             (r"/healthz?", LiveHandler, deps),
             (r"/readyz?", ReadyHandler, deps),
             (r"/api/v1/admin/rpc", RpcHandler, deps),
+            (r"/v1/models", ModelsHandler, deps),
+            (r"/v1/models/(.+)", ModelsHandler, deps),
+            (r"/v1/chat/completions", CompletionsHandler, deps),
             (r"/", GatewaySocket, deps),
         ],
         default_handler_class=NotFoundHandler,
