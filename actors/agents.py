@@ -70,6 +70,8 @@ class AgentManager(GatewayActor):
         self._holders: dict[str, pykka.ActorRef] = {}  # sessions holding a slot
         self._waiting: deque[tuple[str, pykka.ActorRef]] = deque()
         self._runs: dict[str, _Record] = {}
+        self._active: dict[str, list[str]] = {}  # session key → run ids not ended, in order
+        self._next_prune = 0.0
         self._dedupe = DedupeCache()
         self._timed_waits: dict[int, tuple[str, Reply]] = {}
         self._wait_ids = 0
@@ -87,10 +89,9 @@ class AgentManager(GatewayActor):
                 "runs": len(self._runs), "dedupe": len(self._dedupe)}
 
     def active(self, key: str) -> list[str]:
-        """Run ids of the session that have not ended (running first, then queued)."""
-        records = [(r.state != "running", i, rid) for i, (rid, r) in enumerate(self._runs.items())
-                   if r.state != "ended" and r.session_key == key]
-        return [rid for _, _, rid in sorted(records)]
+        """Run ids of the session that have not ended: the running one first (runs of a
+        session start in the order they were queued), then the queued ones."""
+        return list(self._active.get(key, ()))
 
     def in_flight(self, key: str) -> dict | None:
         """chat.history `inFlightRun`: the streaming run of the session and its text so far."""
@@ -122,6 +123,7 @@ class AgentManager(GatewayActor):
         run = Run(spec, lambda outcome: _tell(me, "run_done", outcome))
         self._runs[spec.run_id] = _Record(run, dedupe_key)
         key = spec.session_key
+        self._active.setdefault(key, []).append(spec.run_id)
         self._pending[key] = self._pending.get(key, 0) + 1
         self._agent(key).tell(Call("enqueue", (run,)))
         self._tell_store(key, None)
@@ -198,6 +200,11 @@ class AgentManager(GatewayActor):
             self._holders.pop(key, None)
         record.state, record.outcome, record.ended_mono = "ended", outcome, time.monotonic()
         record.run = None
+        active = self._active.get(key, [])
+        if outcome.run_id in active:
+            active.remove(outcome.run_id)
+        if not active:
+            self._active.pop(key, None)
         if record.dedupe_key is not None:
             self._dedupe.finish(record.dedupe_key, outcome)
         answers = [(reply, outcome) for reply in record.waiters]
@@ -259,7 +266,11 @@ class AgentManager(GatewayActor):
                 pass
 
     def _prune(self) -> None:
-        cutoff = time.monotonic() - ENDED_TTL_S
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 10.0
+        cutoff = now - ENDED_TTL_S
         for run_id in [rid for rid, r in self._runs.items()
                        if r.state == "ended" and r.ended_mono < cutoff]:
             del self._runs[run_id]
