@@ -91,12 +91,18 @@ def error_kind(exc: ProviderError) -> str:
     return "unknown"
 
 
-def provider_messages(stored: list[dict]) -> tuple[list[Message], list[str]]:
+def provider_messages(stored: list[dict], run_id: str | None = None
+                      ) -> tuple[list[Message], list[str]]:
     """Stored transcript messages → provider messages, and the system notes (compaction
-    summaries) that belong in the system prompt."""
+    summaries) that belong in the system prompt. With `run_id`, the turns queued after that
+    run's own are left out: they are not asked yet."""
+    ordered = in_turn_order(stored)
+    own = [i for i, m in enumerate(ordered) if m.get("runId") == run_id] if run_id else []
+    if own:
+        ordered = ordered[:own[-1] + 1]
     out: list[Message] = []
     notes: list[str] = []
-    for m in in_turn_order(stored):
+    for m in ordered:
         parts = m.get("content") or []
         text = "".join(p.get("text", "") for p in parts if p.get("type") == "text")
         role = m.get("role")
@@ -237,7 +243,7 @@ class Run:
         return store
 
     def _request(self, model: str, stored: list[dict]) -> ChatRequest:
-        messages, notes = provider_messages(stored)
+        messages, notes = provider_messages(stored, self.run_id)
         defaults = self.spec.config.agents.defaults
         system = "\n\n".join(p for p in (defaults.system_prompt or DEFAULT_SYSTEM_PROMPT,
                                           self.spec.extra_system_prompt, *notes) if p)

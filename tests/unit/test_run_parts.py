@@ -21,6 +21,13 @@ def test_each_reply_follows_its_own_turn():
     assert [m["content"][0]["text"] for m in in_turn_order(stored)] == ["q1", "r1", "q2", "r2", "q3"]
 
 
+def test_a_run_does_not_see_turns_queued_after_its_own():
+    stored = [msg("user", "q1", "a"), msg("assistant", "r1", "a"), msg("user", "q2", "b"),
+              msg("user", "q3", "c")]
+    messages, _ = provider_messages(stored, "b")
+    assert [m.content for m in messages] == ["q1", "r1", "q2"]
+
+
 def test_provider_messages_summary_tool_parts_and_window_start():
     stored = [msg("assistant", "cut off answer", "x"), msg("toolResult", "out", toolCallId="t1"),
               msg("system", "Summary: earlier talk"), msg("user", "hi", "y"),
