@@ -467,3 +467,22 @@ def test_model_config_is_hot(gateway, client_factory):
                what="store defaults reloaded")
     ok(send(client, "now it works", run_id="r-hot"))
     assert chat_events(client, "r-hot")[-1]["message"]["content"][0]["text"] == "now it works"
+
+
+def _threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+
+
+def test_idle_agent_actors_are_stopped(gateway_factory, ws_clients):
+    """One agent actor per busy session and one thread per run; none stays once idle."""
+    gw = gateway_factory({**AUTH, "agents": {"defaults": {"model": "offline/echo"}}})
+    client = ws_clients(gw.url)
+    ok(send(client, "warm up", run_id="warm"))
+    chat_events(client, "warm")
+    baseline = _threads(gw.proc.pid)
+    for i in range(30):
+        ok(send(client, f"hello {i}", key=f"s{i}", run_id=f"t-{i}"))
+    for i in range(30):
+        assert chat_events(client, f"t-{i}")[-1]["state"] == "final"
+    wait_until(lambda: _threads(gw.proc.pid) <= baseline, what="agent threads gone")
