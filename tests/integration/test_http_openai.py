@@ -413,3 +413,21 @@ def test_client_disconnect_aborts_the_run(gateway_factory, model_server, stream)
         watcher.close()
     assert httpx.get(f"{gw.http}/healthz").status_code == 200
     assert "Traceback" not in gw.stderr() + gw.stdout()
+
+
+def test_gateway_stop_ends_the_stream(gateway_factory, model_server):
+    model_server.script(Stream(openai_text(["first"] + [" more"] * 100), delay=0.2))
+    config = provider_config(model_server)
+    config["gateway"]["drainTimeoutMs"] = 1000
+    gw = gateway_factory(config)
+    sock = _open_completion(gw, stream=True)
+    seen = b""
+    while b"first" not in seen:
+        seen += sock.recv(65536)
+    gw.signal(15)
+    while data := sock.recv(65536):
+        seen += data
+    sock.close()
+    assert b'data: {"error":{"message":"gateway is stopping","type":"api_error"}}' in seen
+    assert b"data: [DONE]\n\n" in seen and seen.endswith(b"\r\n0\r\n\r\n")  # chunked end
+    assert gw.wait(15) == 0
