@@ -304,3 +304,34 @@ def log_records(path: Path) -> list[dict]:
         except ValueError:
             pass
     return records
+
+
+# --- chat runs (tests/integration/test_chat.py, test_http_openai.py, test_cli_chat.py) --------
+
+CHAT_TERMINAL = ("final", "error", "aborted")
+
+
+@pytest.fixture
+def model_server():
+    """The local stand-in for the OpenAI and Anthropic streaming APIs (tests/fakes)."""
+    from tests.fakes.model_server import ModelServer
+    with ModelServer() as server:
+        yield server
+
+
+def chat_events(client: Client, run_id: str, timeout: float = 10.0) -> list[dict]:
+    """Every `chat` payload of one run, up to and including its terminal state; other events
+    stay in `client.events`."""
+    out: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        for frame in list(client.events):
+            if frame["event"] == "chat" and frame["payload"]["runId"] == run_id:
+                client.events.remove(frame)
+                out.append(frame["payload"])
+                if frame["payload"]["state"] in CHAT_TERMINAL:
+                    return out
+        frame = client.recv(max(0.01, deadline - time.monotonic()))
+        if frame.get("type") == "event":
+            client.events.append(frame)
+

@@ -9,13 +9,12 @@ import uuid
 
 import pytest
 
-from tests.conftest import TOKEN, wait_until
+from tests.conftest import TOKEN, chat_events, wait_until
 from tests.fakes.model_server import (Hang, ModelServer, Status, Stream, anthropic_text,
                                       openai_text)
 
 AUTH = {"gateway": {"auth": {"mode": "token", "token": TOKEN}}}
 NO_PROVIDER = "no model provider configured; set models.providers.<id> and agents.defaults.model"
-TERMINAL = ("final", "error", "aborted")
 
 
 def config_for(server: ModelServer, api: str = "openai-completions", **defaults) -> dict:
@@ -27,12 +26,6 @@ def config_for(server: ModelServer, api: str = "openai-completions", **defaults)
             "agents": {"defaults": {"model": "fake/m1", **defaults}}}
 
 
-@pytest.fixture
-def model_server():
-    with ModelServer() as server:
-        yield server
-
-
 def ok(res: dict) -> dict:
     assert res["ok"] is True, res
     return res["payload"]
@@ -42,22 +35,6 @@ def send(client, message: str, key: str = "main", run_id: str | None = None, **e
     run_id = run_id or str(uuid.uuid4())
     return client.request("chat.send", {"sessionKey": key, "message": message,
                                         "idempotencyKey": run_id, **extra})
-
-
-def chat_events(client, run_id: str, timeout: float = 10.0) -> list[dict]:
-    """Every `chat` payload of one run, up to and including its terminal state."""
-    out: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        for frame in list(client.events):
-            if frame["event"] == "chat" and frame["payload"]["runId"] == run_id:
-                client.events.remove(frame)
-                out.append(frame["payload"])
-                if frame["payload"]["state"] in TERMINAL:
-                    return out
-        frame = client.recv(max(0.01, deadline - time.monotonic()))
-        if frame.get("type") == "event":
-            client.events.append(frame)
 
 
 def agent_events(client, run_id: str) -> list[dict]:

@@ -33,12 +33,6 @@ def fake_model(server: ModelServer) -> dict:
         "agents": {"defaults": {"model": "fake/m1"}}}
 
 
-@pytest.fixture
-def model_server():
-    with ModelServer() as server:
-        yield server
-
-
 def history(client, key: str = "main") -> dict:
     res = client.request("chat.history", {"sessionKey": key})
     assert res["ok"], res

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import TOKEN, open_client, wait_until
+from tests.conftest import TOKEN, chat_events, open_client, wait_until
 from tests.fakes.model_server import ModelServer, Status, Stream, openai_text
 
 AUTH = {"gateway": {"auth": {"mode": "token", "token": TOKEN}}}
@@ -72,30 +72,9 @@ def history(client, key: str) -> list[tuple[str, str]]:
             for m in res["payload"]["messages"]]
 
 
-def chat_events(client, run_id: str, timeout: float = 10.0) -> list[dict]:
-    out: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        for frame in list(client.events):
-            if frame["event"] == "chat" and frame["payload"]["runId"] == run_id:
-                client.events.remove(frame)
-                out.append(frame["payload"])
-                if frame["payload"]["state"] in ("final", "error", "aborted"):
-                    return out
-        frame = client.recv(max(0.01, deadline - time.monotonic()))
-        if frame.get("type") == "event":
-            client.events.append(frame)
-
-
 @pytest.fixture(scope="module")
 def echo_gw(module_gateway_factory):
     return module_gateway_factory(ECHO, name="openai-echo")
-
-
-@pytest.fixture
-def model_server():
-    with ModelServer() as server:
-        yield server
 
 
 def provider_config(server: ModelServer) -> dict:
