@@ -38,15 +38,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
 import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,9 +56,9 @@ sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
 from loadgen import EVENT_PREFIX, RES_PREFIX, WSConn, open_conn, percentile, text_frame  # noqa: E402
+from run import TOKEN, Server, bench_parser, free_port, gateway_server, log, run_main  # noqa: E402
 from tests.fakes.model_server import ModelServer, Stream, openai_text  # noqa: E402
 
-TOKEN = "bench-chat-token-0123456789abcdef"
 CHAT_PREFIX = EVENT_PREFIX + b',"event":"chat"'
 TERMINAL = ("final", "error", "aborted")
 MESSAGE = "hello from the chat benchmark"
@@ -70,100 +66,18 @@ FAST_REPLY = ["Hello", " from", " GPT"]
 FANOUT_DELAY_S = 0.16
 
 
-def log(msg: str, quiet: bool) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --------------------------------------------------------------------------- processes
 
 
-class Gateway:
-    """`openclaw gateway` in its own process group on a temp state dir; `stop()` is idempotent."""
-
-    def __init__(self, root: Path, config: dict) -> None:
-        self.root = root
-        self.state = root / "state"
-        self.state.mkdir(parents=True, exist_ok=True)
-        config = {**config, "gateway": {"auth": {"mode": "token", "token": TOKEN}},
-                  "logging": {"file": str(root / "gateway.log"), "level": "warn",
-                              "consoleLevel": "warn"}}
-        (self.state / "openclaw.json").write_text(json.dumps(config, indent=2))
-        self.env = dict(os.environ, OPENCLAW_STATE_DIR=str(self.state))
-        for var in list(self.env):  # settings from the caller's environment would win
-            if var.startswith(("OPENCLAW_", "CLAWDBOT_")) and var != "OPENCLAW_STATE_DIR":
-                del self.env[var]
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> None:
-        venv = ROOT / ".venv" / "bin"
-        cmd = [str(venv / "openclaw")] if (venv / "openclaw").exists() else [sys.executable, "-m", "cli"]
-        self.port = free_port()
-        with open(self.root / "stdout.txt", "ab") as out, open(self.root / "stderr.txt", "ab") as err:
-            self.proc = subprocess.Popen([*cmd, "gateway", "--port", str(self.port)], env=self.env,
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         start_new_session=True, cwd=str(ROOT))
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited {self.proc.returncode}: {self.stderr()[-2000:]}")
-            if self._readyz() == 200:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gateway not ready after {timeout}s: {self.stderr()[-2000:]}")
-            time.sleep(0.02)
-
-    def _readyz(self) -> int | None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
-        try:
-            conn.request("GET", "/readyz")
-            return conn.getresponse().status
-        except OSError:
-            return None
-        finally:
-            conn.close()
-
-    def stderr(self) -> str:
-        path = self.root / "stderr.txt"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left in the group
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+def chat_gateway(root: Path, config: dict) -> Server:
+    """run.py's gateway with `config` (models, agents) under its auth and logging settings;
+    every OPENCLAW_* / CLAWDBOT_* setting from the caller's environment but the state dir is
+    dropped (it would win over the config)."""
+    gw = gateway_server(root, config=config)
+    for var in list(gw.env):
+        if var.startswith(("OPENCLAW_", "CLAWDBOT_")) and var != "OPENCLAW_STATE_DIR":
+            del gw.env[var]
+    return gw
 
 
 class BenchModelServer(ModelServer):
@@ -339,7 +253,7 @@ class CpuWindow:
 # --------------------------------------------------------------------------- scenarios
 
 
-async def closed_loop(gw: Gateway, plan: list[tuple[ChatConn, str]], warmup: float, duration: float,
+async def closed_loop(gw: Server, plan: list[tuple[ChatConn, str]], warmup: float, duration: float,
                       tag: str, timeout: float) -> dict:
     """Each (connection, session key) of `plan` is one worker keeping one run in flight:
     send, wait for the final, next. Several workers may share a session (runs then queue)."""
@@ -375,7 +289,7 @@ async def closed_loop(gw: Gateway, plan: list[tuple[ChatConn, str]], warmup: flo
     return summary(tally, window, cpu.result)
 
 
-async def fanout(gw: Gateway, watchers: list[ChatConn], sender: ChatConn, sessions: int,
+async def fanout(gw: Server, watchers: list[ChatConn], sender: ChatConn, sessions: int,
                  duration: float, tag: str, timeout: float, expected_text: str) -> dict:
     """`sessions` workers on one sender connection run sequential runs on their own session
     for `duration`; the watchers record every chat event. Then every run is checked on every
@@ -461,7 +375,7 @@ def median_rounds(rounds: list[dict]) -> dict:
     return out
 
 
-async def measure_gateway(gw: Gateway, name: str, args: argparse.Namespace, model: BenchModelServer | None,
+async def measure_gateway(gw: Server, name: str, args: argparse.Namespace, model: BenchModelServer | None,
                           quiet: bool) -> dict:
     result: dict[str, Any] = {}
     timeout = args.run_timeout
@@ -520,7 +434,7 @@ async def measure_gateway(gw: Gateway, name: str, args: argparse.Namespace, mode
 def run(args: argparse.Namespace) -> dict:
     quiet = args.json and not args.verbose
     tmp = Path(tempfile.mkdtemp(prefix="openclaw-bench-chat-"))
-    gateways: list[Gateway] = []
+    gateways: list[Server] = []
     model = BenchModelServer()
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -538,10 +452,11 @@ def run(args: argparse.Namespace) -> dict:
         for name, ref in (("echo", "offline/echo"), ("openai", "fake/m1")):
             if args.only and name != args.only:
                 continue
-            gw = Gateway(tmp / name, {"models": {"providers": providers},
-                                      "agents": {"defaults": {"model": ref, "maxConcurrent": 64}}})
+            gw = chat_gateway(tmp / name, {"models": {"providers": providers},
+                                           "agents": {"defaults": {"model": ref, "maxConcurrent": 64}}})
             gateways.append(gw)
-            gw.start()
+            gw.start(free_port())
+            gw.wait_ready(timeout=30.0, interval=0.02)
             time.sleep(1.0)
             rss_idle = loadgen.proc_rss_kb(gw.pid)
             log(f"{name}: gateway pid {gw.pid} port {gw.port}, idle RSS {rss_idle / 1024:.1f} MB", quiet)
@@ -624,11 +539,7 @@ def report(result: dict, args: argparse.Namespace) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short settings: under a minute")
-    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    parser.add_argument("--verbose", action="store_true", help="progress on stderr even with --json")
+    parser = bench_parser(__doc__, "short settings: under a minute", save=False)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (a) and (b), median (3)")
     parser.add_argument("--warmup", type=float, help="untimed seconds before each measurement (1; quick 0.5)")
     parser.add_argument("--duration", type=float, help="measured seconds per scenario (5; quick 1.5)")
@@ -653,24 +564,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGINT is caught too, even if inherited as ignored; no --save; exit 1 on any failure
     args = parse_args(argv)
-    loadgen.raise_nofile_limit()
-
-    def on_term(signum, frame):  # SIGTERM (and SIGINT, even if inherited as ignored):
-        raise KeyboardInterrupt      # unwind through the finally blocks
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    try:
-        result = run(args)
-    except KeyboardInterrupt:
-        print("interrupted; every started process was stopped", file=sys.stderr)
-        return 130
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(report(result, args))
-    return 1 if result["failures"] else 0
+    return run_main(args, run, lambda result: report(result, args),
+                    passed=lambda result: not result["failures"], catch_sigint=True)
 
 
 if __name__ == "__main__":

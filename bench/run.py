@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -164,10 +164,12 @@ def http_status(port: int, path: str) -> int | None:
         conn.close()
 
 
-def gateway_server(root: Path, name: str = "gateway") -> Server:
+def gateway_server(root: Path, name: str = "gateway", config: dict | None = None) -> Server:
+    """`openclaw gateway` on the state dir `root/state`, with token auth and file logging at
+    `warn` written over `config` (other settings, e.g. models and agents)."""
     state = root / "state"
     state.mkdir(parents=True, exist_ok=True)
-    config = {"gateway": {"auth": {"mode": "token", "token": TOKEN}},
+    config = {**(config or {}), "gateway": {"auth": {"mode": "token", "token": TOKEN}},
               "logging": {"file": str(root / "gateway.log"), "level": "warn", "consoleLevel": "warn"}}
     (state / "openclaw.json").write_text(json.dumps(config, indent=2))
     server = Server(name, [*openclaw_bin(), "gateway"], root, {"OPENCLAW_STATE_DIR": str(state)})
@@ -406,13 +408,20 @@ def _mb(kb: int | None) -> str:
     return "?" if kb is None else f"{kb / 1024:.1f}"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short settings: finishes in under a minute")
+def bench_parser(doc: str, quick_help: str, save: bool = True) -> argparse.ArgumentParser:
+    """The options every benchmark has: --quick, --json, --verbose and (with `save`) --save."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--verbose", action="store_true", help="progress on stderr even with --json")
-    parser.add_argument("--save", metavar="PATH", help="also write the JSON document to PATH")
+    if save:
+        parser.add_argument("--save", metavar="PATH", help="also write the JSON document to PATH")
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = bench_parser(__doc__, "short settings: finishes in under a minute")
     parser.add_argument("--rounds", type=int, help="rounds per server (default 3)")
     parser.add_argument("--duration", type=float, help="measured seconds per throughput run (10; quick 3)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per throughput run (2; quick 1)")
@@ -436,26 +445,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_main(args: argparse.Namespace, run: Callable[[argparse.Namespace], dict],
+             report: Callable[[dict], str],
+             passed: Callable[[dict], bool] = lambda result: result["verdict"]["all_pass"],
+             catch_sigint: bool = False) -> int:
+    """The common `main()` of the benchmarks: run, then --save / --json / the report; exit 0
+    when `passed(result)`, 1 otherwise, 130 when interrupted (Ctrl-C or SIGTERM; with
+    `catch_sigint` also a SIGINT inherited as ignored)."""
     loadgen.raise_nofile_limit()
 
     def on_term(signum, frame):  # SIGTERM: unwind through the finally blocks like Ctrl-C
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    if catch_sigint:
+        signal.signal(signal.SIGINT, on_term)
     try:
         result = run(args)
     except KeyboardInterrupt:
         print("interrupted; every started process was stopped", file=sys.stderr)
         return 130
-    if args.save:
+    if getattr(args, "save", None):
         Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(report(result))
-    return 0 if result["verdict"]["all_pass"] else 1
+    return 0 if passed(result) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(parse_args(argv), run, report)
 
 
 if __name__ == "__main__":

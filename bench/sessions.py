@@ -33,9 +33,7 @@ import json
 import os
 import platform
 import shutil
-import signal
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -49,7 +47,8 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
-from run import NOISY_OTHER_PCT, TOKEN, Server, free_port, gateway_server, log, source_info  # noqa: E402
+from run import (NOISY_OTHER_PCT, TOKEN, Server, _mb, bench_parser, free_port,  # noqa: E402
+                 gateway_server, log, median_of, run_main, source_info)
 
 TARGETS = {"list_rps": 8000.0}
 LOADS = [("list", {}), ("list_limit20", {"limit": 20})]
@@ -167,11 +166,6 @@ def one_load(server: Server, params: dict, args: argparse.Namespace) -> dict:
                                   method="sessions.list", params=params, latency=True)
 
 
-def median_of(rounds: list[dict], key: str) -> float | None:
-    values = [r[key] for r in rounds if r.get(key) is not None]
-    return statistics.median(values) if values else None
-
-
 # --------------------------------------------------------------------------- run
 
 
@@ -279,10 +273,6 @@ def run(args: argparse.Namespace) -> dict:
 # --------------------------------------------------------------------------- report
 
 
-def _mb(kb: int | None) -> str:
-    return "?" if kb is None else f"{kb / 1024:.1f}"
-
-
 def report(result: dict) -> str:
     s, src, lst, rss = result["settings"], result["source"], result["list"], result["rss_kb"]
     mark = lambda passed: "PASS" if passed else "FAIL"  # noqa: E731
@@ -331,12 +321,7 @@ def report(result: dict) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short settings: about 30 s")
-    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    parser.add_argument("--verbose", action="store_true", help="progress on stderr even with --json")
-    parser.add_argument("--save", metavar="PATH", help="also write the JSON document to PATH")
+    parser = bench_parser(__doc__, "short settings: about 30 s")
     parser.add_argument("--sessions", type=int, default=10_000, help="stored sessions (10000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per load (3)")
     parser.add_argument("--duration", type=float, help="measured seconds per load (5; quick 2)")
@@ -357,25 +342,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    loadgen.raise_nofile_limit()
-
-    def on_term(signum, frame):  # SIGTERM: unwind through the finally blocks like Ctrl-C
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        result = run(args)
-    except KeyboardInterrupt:
-        print("interrupted; every started process was stopped", file=sys.stderr)
-        return 130
-    if args.save:
-        Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(report(result))
-    return 0 if result["verdict"]["all_pass"] else 1
+    return run_main(parse_args(argv), run, report)
 
 
 if __name__ == "__main__":
