@@ -393,7 +393,11 @@ class LoadConn(WSConn):
         self.outstanding = 0
         self.seq = 0
         self.running = False
-        self.frames_cycle = [request_frame(b"%d-%d" % (conn_no, i), method, params)
+        # A list of params objects is sent in turn (e.g. distinct offsets, so no two requests
+        # in flight are identical and none can share another's answer).
+        choices = params if isinstance(params, list) and params else [params]
+        self.frames_cycle = [request_frame(b"%d-%d" % (conn_no, i), method,
+                                           choices[(conn_no + i) % len(choices)])
                              for i in range(ID_CYCLE)]
         self.latency = latency
         self.sent_at = [0.0] * ID_CYCLE if latency else None
@@ -942,7 +946,8 @@ def main(argv: list[str] | None = None) -> int:
     tp.add_argument("--duration", "-d", type=float, default=10.0)
     tp.add_argument("--method", default="health", help="request method (default health)")
     tp.add_argument("--params", default=None, type=json.loads,
-                    help="request params as JSON (default: none), e.g. '{\"limit\": 20}'")
+                    help="request params as JSON (default: none), e.g. '{\"limit\": 20}'; a JSON "
+                         "array of objects is sent in turn")
     tp.add_argument("--latency", action="store_true",
                     help="also time every answered request: p50/p90/p99 under load")
     lat = sub.add_parser("latency")
