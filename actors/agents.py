@@ -34,6 +34,7 @@ from actors.run import Run, RunOutcome, RunSpec
 log = logging.getLogger("openclaw.agent")
 
 ENDED_TTL_S = 600.0  # agent.wait answers from memory for runs that ended this recently
+ENDED_MAX = 10_000  # ... and at most this many of them, oldest out first (memory under load)
 STOP_JOIN_S = 2.0
 
 
@@ -71,7 +72,7 @@ class AgentManager(GatewayActor):
         self._waiting: deque[tuple[str, pykka.ActorRef]] = deque()
         self._runs: dict[str, _Record] = {}
         self._active: dict[str, list[str]] = {}  # session key → run ids not ended, in order
-        self._next_prune = 0.0
+        self._ended: deque[str] = deque()  # run ids in the order they ended
         self._dedupe = DedupeCache()
         self._timed_waits: dict[int, tuple[str, Reply]] = {}
         self._wait_ids = 0
@@ -152,7 +153,8 @@ class AgentManager(GatewayActor):
         if record is None:
             raise RunError(f"unknown run: {run_id}")
         if record.outcome is not None:
-            return record.outcome
+            entry = self._dedupe.get(record.dedupe_key) if record.dedupe_key else None
+            return entry.payload if entry is not None and not entry.in_flight else record.outcome
         record.waiters.append(self._reply)
         return DEFERRED
 
@@ -198,8 +200,11 @@ class AgentManager(GatewayActor):
         key = outcome.session_key
         if record.state == "running":
             self._holders.pop(key, None)
-        record.state, record.outcome, record.ended_mono = "ended", outcome, time.monotonic()
+        # The record keeps what agent.wait needs; the reply text lives in the dedupe cache.
+        record.state, record.ended_mono = "ended", time.monotonic()
+        record.outcome = msgspec.structs.replace(outcome, text="")
         record.run = None
+        self._ended.append(outcome.run_id)
         active = self._active.get(key, [])
         if outcome.run_id in active:
             active.remove(outcome.run_id)
@@ -266,14 +271,15 @@ class AgentManager(GatewayActor):
                 pass
 
     def _prune(self) -> None:
-        now = time.monotonic()
-        if now < self._next_prune:
-            return
-        self._next_prune = now + 10.0
-        cutoff = now - ENDED_TTL_S
-        for run_id in [rid for rid, r in self._runs.items()
-                       if r.state == "ended" and r.ended_mono < cutoff]:
-            del self._runs[run_id]
+        cutoff = time.monotonic() - ENDED_TTL_S
+        while self._ended:
+            record = self._runs.get(self._ended[0])
+            if record is not None and record.state == "ended" and (
+                    record.ended_mono >= cutoff and len(self._ended) <= ENDED_MAX):
+                break
+            run_id = self._ended.popleft()
+            if record is not None and record.state == "ended":
+                del self._runs[run_id]
 
     def on_stop(self) -> None:
         runs = [r.run for r in self._runs.values() if r.run is not None]

@@ -69,3 +69,18 @@ def test_dedupe_evicts_oldest_finished_never_in_flight():
     for key in ("e", "f", "g"):
         cache.claim(key, key)  # only in-flight entries left to keep: none of them is dropped
     assert all(cache.get(k).in_flight for k in ("c", "e", "f", "g"))
+
+
+def test_clock_fires_in_order_and_forgets_cancelled_timers():
+    from actors.clock import Clock
+    import threading
+    clock, fired, done = Clock(), [], threading.Event()
+    clock.call_later(0.05, lambda: fired.append("b"))
+    clock.call_later(0.01, lambda: fired.append("a"))
+    clock.call_later(0.08, done.set)
+    dropped = [clock.call_later(600, lambda: fired.append("never")) for _ in range(1000)]
+    for timer in dropped:
+        timer.cancel()
+    assert clock.pending() < 300  # swept: a cancelled run deadline holds nothing for minutes
+    assert all(t.fn is None for t in dropped)
+    assert done.wait(2) and fired == ["a", "b"]
