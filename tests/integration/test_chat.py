@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import pytest
 
 from tests.conftest import TOKEN, chat_events, wait_until
 from tests.fakes.model_server import (Hang, ModelServer, Status, Stream, anthropic_text,

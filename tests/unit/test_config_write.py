@@ -3,7 +3,6 @@ lock and the crash cases."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal

@@ -14,7 +14,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pykka
 import pytest
 
 from actors import registry
