@@ -84,11 +84,6 @@ class AgentManager(GatewayActor):
         self._cap = max(1, int(max_concurrent))
         self._grant_waiting()
 
-    def stats(self) -> dict:
-        return {"maxConcurrent": self._cap, "running": len(self._holders),
-                "waiting": len(self._waiting), "agents": len(self._agents),
-                "runs": len(self._runs), "dedupe": len(self._dedupe)}
-
     def active(self, key: str) -> list[str]:
         """Run ids of the session that have not ended: the running one first (runs of a
         session start in the order they were queued), then the queued ones."""
@@ -96,10 +91,11 @@ class AgentManager(GatewayActor):
 
     def in_flight(self, key: str) -> dict | None:
         """chat.history `inFlightRun`: the streaming run of the session and its text so far."""
-        for run_id, record in self._runs.items():
-            if record.state == "running" and record.session_key == key and record.run:
-                return {"runId": run_id, "text": record.run.text}
-        return None
+        ids = self._active.get(key)
+        record = self._runs.get(ids[0]) if ids else None
+        if record is None or record.state != "running" or record.run is None:
+            return None
+        return {"runId": ids[0], "text": record.run.text}
 
     # --- idempotency ----------------------------------------------------------------------
 

@@ -169,6 +169,8 @@ def test_abort_mid_stream_closes_the_provider_stream(gateway_factory, ws_clients
     client, watcher = ws_clients(gw.url), ws_clients(gw.url, scopes=["operator.read"])
     ok(send(client, "long story", run_id="r-abort"))
     wait_until(lambda: any(f["event"] == "chat" for f in _drain(watcher)), what="first delta")
+    streaming = ok(client.request("chat.history", {"sessionKey": "main"}))["inFlightRun"]
+    assert streaming["runId"] == "r-abort" and streaming["text"].startswith("partial")
     started = time.monotonic()
     assert ok(client.request("chat.abort", {"sessionKey": "main"})) == {
         "ok": True, "aborted": True, "runIds": ["r-abort"]}
