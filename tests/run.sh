@@ -26,5 +26,16 @@ fi
 export OPENCLAW_OFFICIAL_CLI="$PWD/$cli_dir/cli/node_modules/.bin/openclaw"
 export OPENCLAW_OFFICIAL_NODE_BIN="$PWD/$cli_dir/node/node_modules/.bin"
 
+# ngircd, the real IRC server the IRC channel tests run against (tests/fakes/ircd.py).
+if ! command -v ngircd >/dev/null 2>&1 && [ ! -x /usr/sbin/ngircd ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing ngircd (apt-get)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd) >/dev/null
+  else
+    echo "warning: ngircd is not installed and cannot be installed here (needs root and apt-get);" \
+      "install it (Debian/Ubuntu: apt-get install ngircd) or the IRC tests are skipped" >&2
+  fi
+fi
+
 step "running the test suite"
 exec .venv/bin/pytest "$@"
