@@ -31,7 +31,8 @@ def root(ctx: click.Context, log_level: str | None, no_color: bool) -> None:
 
 
 def main() -> None:
-    from cli import chat, config, gateway, health, sessions, status  # noqa: F401 - registers the commands
+    from cli import (channels, chat, config, gateway, health, pairing, sessions,  # noqa: F401 - registers the commands
+                     status)
 
     root.add_command(gateway.gateway)
     root.add_command(health.health)
@@ -39,4 +40,6 @@ def main() -> None:
     root.add_command(config.config)
     root.add_command(sessions.sessions)
     root.add_command(chat.chat)
+    root.add_command(channels.channels)
+    root.add_command(pairing.pairing)
     root(prog_name="openclaw")

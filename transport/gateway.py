@@ -20,6 +20,7 @@ from actors.config import ConfigActor
 from actors.events import EventHub
 from actors.health import HealthActor, default_reload_status
 from actors.agents import AgentManager
+from actors.channels.pairing import PairingStore
 from actors.session_config import session_defaults, session_reset_policy
 from actors.sessions import SessionStore
 from actors.settings import StartupRefusal
@@ -164,6 +165,7 @@ class Gateway:
             # After health: the store tells the HealthActor its counts itself, and health
             # never waits on the store.
             ChildSpec("sessions", lambda: SessionStore.start(state_dir, reset_policy, defaults)),
+            ChildSpec("pairing", lambda: PairingStore.start(state_dir)),
             # After sessions: runs read and write transcripts; stopped first, so every run
             # is aborted while the store can still take its partial reply.
             ChildSpec("agents", lambda: AgentManager.start(max_concurrent)),

@@ -25,7 +25,8 @@ class Method:
 
 
 _TABLE: dict[str, Method] = {}
-_MODULES = ("system", "config", "gateway", "schema", "sessions", "models", "chat")
+_MODULES = ("system", "config", "gateway", "schema", "sessions", "models", "chat",
+            "pairing")
 _loaded: list[bool] = []
 
 
