@@ -183,6 +183,14 @@ def test_send_honours_429_retry_after(api: TelegramApi, started: Any) -> None:
     assert any("retrying in 1" in m for _lvl, m in emit.logs)
 
 
+def test_send_reply_to_and_prefixed_target(api: TelegramApi, started: Any) -> None:
+    adapter, emit = started(api)
+    adapter.send("tg:4242", "first part " * 10, reply_to="17")
+    sent = api.wait_sent(1)
+    assert sent[0]["chat_id"] == 4242
+    assert sent[0]["reply_parameters"] == {"message_id": 17, "allow_sending_without_reply": True}
+
+
 def test_send_error_names_status_and_description(api: TelegramApi, started: Any) -> None:
     adapter, emit = started(api)
     api.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
