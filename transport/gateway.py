@@ -20,6 +20,8 @@ from actors.config import ConfigActor
 from actors.events import EventHub
 from actors.health import HealthActor, default_reload_status
 from actors.agents import AgentManager
+from actors.channels.router import ChannelRouter, route
+from actors.channels.supervisor import ChannelSupervisor
 from actors.channels.pairing import PairingStore
 from actors.session_config import session_defaults, session_reset_policy
 from actors.sessions import SessionStore
@@ -157,6 +159,7 @@ class Gateway:
         reload_cfg, status = snapshot.config.gateway.reload, dict(self.state.reload_status)
         reset_policy, defaults = session_reset_policy(snapshot.config), session_defaults(snapshot.config)
         max_concurrent = snapshot.config.agents.defaults.max_concurrent
+        config = snapshot.config
         children = [
             ChildSpec("config", lambda: ConfigActor.start(snapshot)),
             ChildSpec("events", lambda: EventHub.start(deliver, presence)),
@@ -169,6 +172,10 @@ class Gateway:
             # After sessions: runs read and write transcripts; stopped first, so every run
             # is aborted while the store can still take its partial reply.
             ChildSpec("agents", lambda: AgentManager.start(max_concurrent)),
+            # Last: inbound messages need the store and the runtime; stopped first, so every
+            # channel process group is gone before the rest stops.
+            ChildSpec("channel-router", lambda: ChannelRouter.start(config)),
+            ChildSpec("channels", lambda: ChannelSupervisor.start(config, state_dir, route)),
         ]
         if reload_cfg.mode != "off":  # off: file edits wait for a restart or SIGHUP (§5.7)
             included = getattr(snapshot, "included_files", ()) or ()

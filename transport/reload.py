@@ -172,6 +172,10 @@ def _apply_live(state: GatewayState, old: ConfigSnapshot, new: ConfigSnapshot,
         bridge.tell("sessions", "set_reset_policy", session_reset_policy(new.config))
         bridge.tell("sessions", "set_defaults", session_defaults(new.config))
         bridge.tell("agents", "configure", new.config.agents.defaults.max_concurrent)
+    if any(p.startswith("channels.") or p == "gateway.channelHeartbeatMs"
+           for p in groups["hot"] + groups["channel"]):
+        bridge.tell("channel-router", "set_config", new.config)
+        bridge.tell("channels", "apply", new.config)
     if groups["channel"]:
         log.info("channel restart: %s", ", ".join(groups["channel"]))
         for hook in list(state.channel_reload_hooks):

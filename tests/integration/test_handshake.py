@@ -78,7 +78,9 @@ def test_hello_ok_shape(gw, ws_clients):
     assert UUID_RE.match(server["bootId"]) and UUID_RE.match(server["connId"])
 
     assert set(hello["features"]) == {"methods", "events"}
-    assert hello["features"]["methods"] == ["agent", "agent.wait", "chat.abort", "chat.history",
+    assert hello["features"]["methods"] == ["agent", "agent.wait", "channels.logout",
+                                            "channels.start", "channels.status", "channels.stop",
+                                            "chat.abort", "chat.history",
                                             "chat.send", "config.apply", "config.get",
                                             "config.patch", "config.schema", "config.set",
                                             "gateway.restart", "gateway.restart.request", "health",

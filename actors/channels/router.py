@@ -1,0 +1,176 @@
+"""The channel router ("channel-router" actor): inbound channel messages to agent runs and
+their replies back out (architecture §3).
+
+    inbound → access policy (dmPolicy / groupPolicy / mentions; actors/channels/access.py)
+      allow → SessionStore.record_turn (commit) → InboundAck to the channel → agent run
+              → the reply (or the error text) delivered through the same channel
+      pair  → a pairing code for the sender, sent back; the message itself is not stored
+      deny  → dropped (acknowledged, so the channel does not deliver it again)
+
+Every step is an asynchronous `Call` whose reply comes back to this actor as a message, so
+the router never blocks on the store, the agents actor or a channel host.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import msgspec
+
+from actors import registry
+from actors.base import Call, GatewayActor
+from actors.channels import access, frames
+from actors.channels.supervisor import channel_block
+from actors.config_schema import Config
+from actors.providers import NoProviderError, resolve_candidates
+from actors.run import RunOutcome, RunSpec
+from actors.session_keys import DEFAULT_AGENT_ID
+
+log = logging.getLogger("openclaw.channels")
+
+PAIRING_TEXT = ("Hi! I don't know you yet. Your pairing code is {code} (valid for 1 hour). "
+                "Ask my owner to run: openclaw pairing approve {channel} {code}")
+PAIRING_FULL = "Too many pending pairing requests; please try again later."
+
+
+class Turn(msgspec.Struct, frozen=True):
+    """One inbound message on its way through the router."""
+    channel: str
+    message: frames.Inbound
+    key: str = ""
+    run_id: str = ""
+
+
+def session_key(config: Config, channel: str, message: frames.Inbound) -> str:
+    """`agent:main:<channel>:direct:<peer>` / `…:group:<group>`, or `global` (cli-config §4.13)."""
+    if config.session.scope == "global":
+        return "global"
+    peer = message.chat.lower() if channel == "irc" else message.chat
+    return f"agent:{DEFAULT_AGENT_ID}:{channel}:{message.kind}:{peer}"
+
+
+class ChannelRouter(GatewayActor):
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self._config = config
+
+    def set_config(self, config: Config) -> None:
+        """Policy keys are hot: the next inbound message uses them."""
+        self._config = config
+
+    # --- the steps ------------------------------------------------------------------------
+
+    def inbound(self, channel: str, message: frames.Inbound) -> None:
+        turn = Turn(channel, message)
+        if registry.whereis("pairing") is None:
+            self.approved(turn, [], None)
+            return
+        self._ask("pairing", "approved", (channel,), "approved", turn)
+
+    def approved(self, turn: Turn, senders: Any, err: BaseException | None) -> None:
+        block = channel_block(self._config, turn.channel)
+        decision = access.decide(block, turn.message, senders if err is None else ())
+        if decision.pair:
+            self._ask("pairing", "request", (turn.channel, turn.message.sender), "paired", turn)
+            return
+        if not decision.allowed:
+            log.info("%s: dropped message from %s: %s", turn.channel, turn.message.sender,
+                     decision.reason)
+            self._ack(turn, True)
+            return
+        key = session_key(self._config, turn.channel, turn.message)
+        turn = msgspec.structs.replace(turn, key=key, run_id=f"{turn.channel}-{uuid.uuid4().hex[:16]}")
+        user = {"role": "user", "content": [{"type": "text", "text": turn.message.text}],
+                "runId": turn.run_id, "timestamp": turn.message.ts or None,
+                "sender": turn.message.sender_name or turn.message.sender}
+        self._ask("sessions", "record_turn", (key, user), "recorded", turn,
+                  {"channel": turn.channel, "peer": turn.message.chat})
+
+    def paired(self, turn: Turn, code: Any, err: BaseException | None) -> None:
+        self._ack(turn, True)
+        if err is not None:
+            log.warning("%s: pairing request failed: %s", turn.channel, err)
+            return
+        text = PAIRING_TEXT.format(code=code, channel=turn.channel) if code else PAIRING_FULL
+        self._deliver(turn, text)
+
+    def recorded(self, turn: Turn, stored: Any, err: BaseException | None) -> None:
+        self._ack(turn, err is None)
+        if err is not None:
+            log.error("%s: could not store a message from %s: %s", turn.channel,
+                      turn.message.sender, err)
+            return
+        session = stored["session"]
+        model = session.get("model")
+        ref = (f"{session['modelProvider']}/{model}" if session.get("modelProvider") else model) \
+            if model else None
+        try:
+            resolve_candidates(self._config, ref)
+        except NoProviderError as exc:
+            self._deliver(turn, str(exc))
+            return
+        spec = RunSpec(run_id=turn.run_id, session_key=session["key"],
+                       agent_id=session.get("agentId") or DEFAULT_AGENT_ID,
+                       session_id=session["sessionId"], config=self._config, model_ref=ref,
+                       timeout_ms=self._config.agents.defaults.timeout_seconds * 1000,
+                       message=turn.message.text)
+        agents = registry.whereis("agents")
+        if agents is None:
+            self._deliver(turn, "the agent runtime is not running")
+            return
+        agents.tell(Call("submit", (spec,)))
+        self._ask("agents", "result", (turn.run_id,), "finished", turn)
+
+    def finished(self, turn: Turn, outcome: Any, err: BaseException | None) -> None:
+        if err is not None or not isinstance(outcome, RunOutcome):
+            self._deliver(turn, f"Sorry, that failed: {err}")
+        elif outcome.status == "ok":
+            if outcome.text.strip():
+                self._deliver(turn, outcome.text)
+        elif outcome.status != "aborted":
+            self._deliver(turn, f"Sorry, that failed: {outcome.error or outcome.status}")
+
+    def delivered(self, turn: Turn, result: Any, err: BaseException | None) -> None:
+        failed = err or (result.get("error") if isinstance(result, dict) and not result.get("ok")
+                         else None)
+        if failed:
+            log.warning("%s: reply to %s not delivered: %s", turn.channel, turn.message.chat, failed)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _ack(self, turn: Turn, ok: bool) -> None:
+        host = registry.whereis(f"channel:{turn.channel}")
+        if host is not None:
+            host.tell(Call("ack", (turn.message.id, ok)))
+
+    def _deliver(self, turn: Turn, text: str) -> None:
+        self._ask(f"channel:{turn.channel}", "deliver", (turn.message.chat, text), "delivered", turn)
+
+    def _ask(self, target: str, method: str, args: tuple, then: str, turn: Turn,
+             kwargs: dict | None = None) -> None:
+        """Call `method` on `target`; its outcome comes back as `then(turn, result, err)`."""
+        me = self.actor_ref
+        ref = registry.whereis(target)
+
+        def reply(result: Any, err: BaseException | None) -> None:
+            try:
+                me.tell(Call(then, (turn, result, err)))
+            except Exception:  # noqa: BLE001 - the router stopped meanwhile
+                pass
+
+        if ref is None:
+            reply(None, RuntimeError(f"{target} is not running"))
+            return
+        try:
+            ref.tell(Call(method, args, kwargs or {}, reply))
+        except Exception as exc:  # noqa: BLE001 - the target died meanwhile
+            reply(None, exc)
+
+
+def route(channel: str, message: frames.Inbound) -> None:
+    """The hosts' `on_inbound`: hand the message to the router (tell-only)."""
+    router = registry.whereis("channel-router")
+    if router is not None:
+        router.tell(Call("inbound", (channel, message)))

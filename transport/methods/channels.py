@@ -1,0 +1,132 @@
+"""Channel methods (protocol §12.1-§12.3): `channels.status`, `channels.start`,
+`channels.stop`, `channels.logout`, over the "channels" supervisor and the `channel:<id>`
+hosts, through the bridge only."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from actors.channels.supervisor import CHANNELS
+from transport import bridge
+from transport.methods import ADMIN, READ, method
+from transport.protocol import invalid
+
+NonEmpty = Annotated[str, Meta(min_length=1)]
+LABELS = {"irc": "IRC", "telegram": "Telegram"}
+DETAIL_LABELS = {"irc": "IRC", "telegram": "Telegram Bot"}
+ACCOUNT = "default"
+
+
+class StatusParams(msgspec.Struct, kw_only=True):
+    probe: bool = False
+    timeoutMs: Annotated[int, Meta(ge=0)] = 10_000
+
+
+class ChannelParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    channel: NonEmpty
+    accountId: str | None = None
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _account(entry: dict, probe: bool, timeout_s: float) -> dict:
+    """One account snapshot: the host's status (and a live probe), or the config-only view."""
+    channel = entry["id"]
+    base = {"accountId": ACCOUNT, "enabled": entry["enabled"], "configured": entry["configured"],
+            "state": "stopped", "stateSince": None, "restartCount": 0, "lastError": None,
+            "running": False}
+    if not entry["hosted"]:
+        return base
+    try:
+        status = await bridge.ask(f"channel:{channel}", "status", timeout=5)
+    except bridge.ActorUnavailable:
+        return base
+    detail = status.pop("detail", {}) or {}
+    account = {**base, **{k: v for k, v in status.items() if v is not None or k == "lastError"},
+               **detail}
+    if probe and status.get("state") == "running":
+        started = time.perf_counter()
+        try:
+            result = await bridge.ask(f"channel:{channel}", "probe", timeout=timeout_s)
+        except bridge.ActorUnavailable as exc:
+            result = {"ok": False, "error": str(exc)}
+        account["probe"] = {**result, "elapsedMs": int((time.perf_counter() - started) * 1000)}
+        account["lastProbeAt"] = now_ms()
+    return account
+
+
+@method("channels.status", scope=READ, params=StatusParams)
+async def channels_status(params: StatusParams, ctx) -> dict:
+    entries = [e for e in await bridge.ask("channels", "channels") if e["present"]]
+    timeout_s = max(1.0, params.timeoutMs / 1000)
+    accounts = await asyncio.gather(*(_account(e, params.probe, timeout_s) for e in entries))
+    order = [e["id"] for e in entries]
+    issues = [{"channel": c, "accountId": ACCOUNT, "kind": a["state"], "message": a["lastError"]}
+              for c, a in zip(order, accounts) if a["state"] in ("failed", "backoff") and a["lastError"]]
+    return {
+        "ts": now_ms(), "channelOrder": order,
+        "channelLabels": {c: LABELS[c] for c in order},
+        "channelDetailLabels": {c: DETAIL_LABELS[c] for c in order},
+        "channelSystemImages": {},
+        "channelMeta": [{"id": c, "label": LABELS[c], "detailLabel": DETAIL_LABELS[c]} for c in order],
+        "channels": {c: {"configured": a["configured"], "running": a["running"]}
+                     for c, a in zip(order, accounts)},
+        "channelAccounts": {c: [a] for c, a in zip(order, accounts)},
+        "channelDefaultAccountId": {c: ACCOUNT for c in order},
+        "statusIssues": issues,
+    }
+
+
+async def _known(params: ChannelParams) -> dict:
+    channel = params.channel.strip().lower()
+    if channel not in CHANNELS:
+        raise invalid(f"unknown channel: {params.channel}")
+    account = params.accountId or ACCOUNT
+    entry = next(e for e in await bridge.ask("channels", "channels") if e["id"] == channel)
+    if account != ACCOUNT or not entry["present"]:
+        raise invalid(f"channel account not configured: {channel}/{account}")
+    return entry
+
+
+@method("channels.start", scope=ADMIN, params=ChannelParams)
+async def channels_start(params: ChannelParams, ctx) -> dict:
+    entry = await _known(params)
+    channel = entry["id"]
+    if not entry["enabled"]:
+        raise invalid(f"channel {channel} is disabled in config "
+                      f"(openclaw config set channels.{channel}.enabled true)")
+    await bridge.ask("channels", "start_channel", channel)
+    status = await bridge.ask(f"channel:{channel}", "status")
+    return {"ok": True, "channel": channel, "accountId": ACCOUNT,
+            "running": status["state"] in ("starting", "running")}
+
+
+@method("channels.stop", scope=ADMIN, params=ChannelParams)
+async def channels_stop(params: ChannelParams, ctx) -> dict:
+    entry = await _known(params)
+    if entry["hosted"]:
+        await bridge.ask(f"channel:{entry['id']}", "stop_process", timeout=15)
+    return {"ok": True, "channel": entry["id"], "accountId": ACCOUNT, "running": False}
+
+
+@method("channels.logout", scope=ADMIN, params=ChannelParams)
+async def channels_logout(params: ChannelParams, ctx) -> dict:
+    """§12.3: stop the account and delete `<state>/credentials/<channel>/default/` (the
+    channel's own login and cursor state); config secrets stay."""
+    entry = await _known(params)
+    if entry["hosted"]:
+        await bridge.ask(f"channel:{entry['id']}", "stop_process", timeout=15)
+    folder = Path(ctx.state.state_dir) / "credentials" / entry["id"] / ACCOUNT
+    cleared = folder.exists()
+    if cleared:
+        await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, folder)
+    return {"channel": entry["id"], "accountId": ACCOUNT, "cleared": cleared, "loggedOut": True}
