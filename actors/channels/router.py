@@ -71,6 +71,9 @@ class ChannelRouter(GatewayActor):
 
     def approved(self, turn: Turn, senders: Any, err: BaseException | None) -> None:
         block = channel_block(self._config, turn.channel)
+        if block is None:  # the channel left the config while its message was on the way
+            self._ack(turn, True)
+            return
         decision = access.decide(block, turn.message, senders if err is None else ())
         if decision.pair:
             self._ask("pairing", "request", (turn.channel, turn.message.sender), "paired", turn)
