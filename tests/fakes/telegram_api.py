@@ -31,6 +31,9 @@ MAX_TEXT = 4096
 class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeTelegram/1.0"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle and delayed ACKs hold
+    # every answer back ~40 ms on loopback.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
