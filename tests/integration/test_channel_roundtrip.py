@@ -38,8 +38,11 @@ def test_dm_round_trip_through_the_agent(gateway_factory, ws_clients, telegram):
     history = ok(client.request("chat.history", {"sessionKey": key}))["messages"]
     assert [(m["role"], m["content"][0]["text"]) for m in history] == [
         ("user", "hello bot"), ("assistant", "hello bot")]
-    account = ok(client.request("channels.status"))["channelAccounts"]["telegram"][0]
-    assert account["lastInboundAt"] and account["lastOutboundAt"]
+    # sendMessage answered at the fake before the channel's OutboundResult reached the host
+    account = wait_until(lambda: (lambda a: a if a.get("lastOutboundAt") else None)(
+        ok(client.request("channels.status"))["channelAccounts"]["telegram"][0]),
+        what="lastOutboundAt")
+    assert account["lastInboundAt"] <= account["lastOutboundAt"]
 
 
 def test_unknown_sender_gets_a_pairing_code(gateway_factory, ws_clients, telegram):
