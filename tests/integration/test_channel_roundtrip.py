@@ -39,9 +39,11 @@ def test_dm_round_trip_through_the_agent(gateway_factory, ws_clients, telegram):
     assert [(m["role"], m["content"][0]["text"]) for m in history] == [
         ("user", "hello bot"), ("assistant", "hello bot")]
     # sendMessage answered at the fake before the channel's OutboundResult reached the host
-    account = wait_until(lambda: (lambda a: a if a.get("lastOutboundAt") else None)(
-        ok(client.request("channels.status"))["channelAccounts"]["telegram"][0]),
-        what="lastOutboundAt")
+    def replied() -> dict | None:
+        account = ok(client.request("channels.status"))["channelAccounts"]["telegram"][0]
+        return account if account.get("lastOutboundAt") else None
+
+    account = wait_until(replied, what="lastOutboundAt")
     assert account["lastInboundAt"] <= account["lastOutboundAt"]
 
 
