@@ -76,6 +76,7 @@ class AgentManager(GatewayActor):
         self._dedupe = DedupeCache()
         self._timed_waits: dict[int, tuple[str, Reply]] = {}
         self._wait_ids = 0
+        self._call_waiters: dict[str, list[Reply]] = {}  # dedupe key → wait_call replies
 
     # --- configuration and queries --------------------------------------------------------
 
@@ -108,6 +109,27 @@ class AgentManager(GatewayActor):
 
     def release(self, dedupe_key: str) -> None:
         self._dedupe.release(dedupe_key)
+
+    def finish_call(self, dedupe_key: str, payload: Any = None,
+                    error: tuple[str, str] | None = None, keep: bool = True) -> None:
+        """End a claimed call that is not a run (`send`): its result is cached (`keep`) or the
+        claim dropped; callers in `wait_call` get `{"payload", "error"}` either way."""
+        if keep:
+            self._dedupe.finish(dedupe_key, payload, error)
+        else:
+            self._dedupe.release(dedupe_key)
+        for reply in self._call_waiters.pop(dedupe_key, ()):
+            _answer(reply, {"payload": payload, "error": error})
+
+    def wait_call(self, dedupe_key: str) -> Any:
+        """A repeat of a claimed call: `{"payload", "error"}` of the first one, when it ends."""
+        entry = self._dedupe.get(dedupe_key)
+        if entry is None:
+            return {"payload": None, "error": ("UNAVAILABLE", "the earlier call was dropped")}
+        if not entry.in_flight:
+            return {"payload": entry.payload, "error": entry.error}
+        self._call_waiters.setdefault(dedupe_key, []).append(self._reply)
+        return DEFERRED
 
     # --- runs -----------------------------------------------------------------------------
 
@@ -289,6 +311,10 @@ class AgentManager(GatewayActor):
         for token, (run_id, reply) in list(self._timed_waits.items()):
             _answer(reply, {"runId": run_id, "status": "timeout"})
         self._timed_waits.clear()
+        for replies in self._call_waiters.values():
+            for reply in replies:
+                _answer(reply, {"payload": None, "error": ("UNAVAILABLE", "gateway stopping")})
+        self._call_waiters.clear()
         for record in self._runs.values():  # their run_done can no longer reach us
             for reply in record.waiters:
                 _answer(reply, record.outcome or record.run.outcome(  # type: ignore[union-attr]

@@ -85,7 +85,7 @@ def test_hello_ok_shape(gw, ws_clients):
                                             "config.patch", "config.schema", "config.set",
                                             "gateway.restart", "gateway.restart.request", "health",
                                             "models.list", "pairing.approve", "pairing.list",
-                                            "sessions.compact", "sessions.delete",
+                                            "send", "sessions.compact", "sessions.delete",
                                             "sessions.list", "sessions.patch", "sessions.preview",
                                             "sessions.reset", "status", "system-presence"]
     assert hello["features"]["events"] == ["connect.challenge", "tick", "presence", "health", "shutdown",

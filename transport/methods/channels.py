@@ -1,10 +1,11 @@
-"""Channel methods (protocol §12.1-§12.3): `channels.status`, `channels.start`,
-`channels.stop`, `channels.logout`, over the "channels" supervisor and the `channel:<id>`
+"""Channel methods (protocol §12.1-§12.3, §15.1): `channels.status`, `channels.start`,
+`channels.stop`, `channels.logout` and `send`, over the "channels" supervisor and the `channel:<id>`
 hosts, through the bridge only."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -13,15 +14,19 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from actors.channels.host import ChannelDown
 from actors.channels.supervisor import CHANNELS
 from transport import bridge
-from transport.methods import ADMIN, READ, method
-from transport.protocol import invalid
+from transport.methods import ADMIN, READ, WRITE, method
+from transport.protocol import NOT_LINKED, UNAVAILABLE, GatewayError, invalid
+
+log = logging.getLogger("openclaw.channels")
 
 NonEmpty = Annotated[str, Meta(min_length=1)]
 LABELS = {"irc": "IRC", "telegram": "Telegram"}
 DETAIL_LABELS = {"irc": "IRC", "telegram": "Telegram Bot"}
 ACCOUNT = "default"
+DELIVER_TIMEOUT_S = 30
 
 
 class StatusParams(msgspec.Struct, kw_only=True):
@@ -130,3 +135,100 @@ async def channels_logout(params: ChannelParams, ctx) -> dict:
     if cleared:
         await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, folder)
     return {"channel": entry["id"], "accountId": ACCOUNT, "cleared": cleared, "loggedOut": True}
+
+
+# --- send (§15.1) ---------------------------------------------------------------------------
+
+class SendParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    to: NonEmpty
+    idempotencyKey: NonEmpty
+    message: str | None = None
+    mediaUrl: str | None = None
+    mediaUrls: list[str] | None = None
+    channel: str | None = None
+    accountId: str | None = None
+    threadId: str | None = None
+    sessionKey: str | None = None
+
+
+def _send_text(params: SendParams) -> str:
+    """The message, then each media URL on its own line (media go out as links for now)."""
+    urls = [u.strip() for u in ([params.mediaUrl] if params.mediaUrl else []) + (params.mediaUrls or [])
+            if u and u.strip()]
+    lines = ([params.message] if params.message and params.message.strip() else []) + urls
+    if not lines:
+        raise invalid("invalid send params: message or mediaUrl or mediaUrls: required")
+    return "\n".join(lines)
+
+
+async def _send_channel(params: SendParams) -> str:
+    present = [e["id"] for e in await bridge.ask("channels", "channels") if e["present"]]
+    if params.channel is None or not params.channel.strip():
+        if len(present) > 1:
+            raise invalid("channel is required when multiple channels are configured")
+        if not present:
+            raise invalid("channel is required: no channels are configured")
+        return present[0]
+    channel = params.channel.strip().lower()
+    if channel not in CHANNELS or channel not in present:  # webchat is no target
+        raise invalid(f"unknown channel: {params.channel}")
+    return channel
+
+
+def _send_error(error: tuple[str, str]) -> GatewayError:
+    code, message = error
+    return GatewayError(code, message, **({"retryable": True} if code == UNAVAILABLE else {}))
+
+
+@method("send", scope=WRITE, params=SendParams)
+async def send(params: SendParams, ctx) -> dict:
+    """§15.1: one message out through a channel, outside any agent run. Idempotent (§18): a
+    repeat waits for and shares the first call's result. A channel that is not running sends
+    nothing, so that error drops the claim (a retry with the same key may succeed); a failed
+    delivery attempt is cached like a result."""
+    text = _send_text(params)
+    channel = await _send_channel(params)
+    account = params.accountId or ACCOUNT
+    if account != ACCOUNT:
+        raise GatewayError(NOT_LINKED, f"{channel} account {account} is not linked")
+    key = params.idempotencyKey
+    dedupe_key = f"send:{key}"
+    if await bridge.ask("agents", "claim", dedupe_key, key) is not None:
+        shared = await bridge.ask("agents", "wait_call", dedupe_key, timeout=DELIVER_TIMEOUT_S + 15)
+        if shared["error"]:
+            raise _send_error(tuple(shared["error"]))
+        return shared["payload"]
+    try:
+        result = await bridge.ask(f"channel:{channel}", "deliver", params.to, text,
+                                  timeout=DELIVER_TIMEOUT_S)
+    except (ChannelDown, bridge.ActorUnavailable) as exc:
+        message = str(exc) if isinstance(exc, ChannelDown) else \
+            f"channel {channel} is not running ({await _state(channel)})"
+        bridge.tell("agents", "finish_call", dedupe_key, None, (UNAVAILABLE, message), keep=False)
+        raise GatewayError(UNAVAILABLE, message, retryable=True) from None
+    except BaseException:
+        bridge.tell("agents", "finish_call", dedupe_key, None,
+                    (UNAVAILABLE, "send failed"), keep=False)
+        raise
+    if not result.get("ok"):
+        error = (UNAVAILABLE, f"{channel} delivery failed: {result.get('error') or 'unknown error'}")
+        bridge.tell("agents", "finish_call", dedupe_key, None, error)
+        raise _send_error(error)
+    payload = {"runId": key, "messageId": str(result.get("messageId") or ""), "channel": channel,
+               "accountId": ACCOUNT}
+    bridge.tell("agents", "finish_call", dedupe_key, payload)
+    if params.sessionKey:
+        try:
+            await bridge.ask("sessions", "append", params.sessionKey, {
+                "role": "assistant", "content": [{"type": "text", "text": text}], "runId": key,
+                "timestamp": now_ms()})
+        except Exception as exc:  # noqa: BLE001 - delivered already: the send succeeded
+            log.warning("send %s: not appended to session %s: %s", key, params.sessionKey, exc)
+    return payload
+
+
+async def _state(channel: str) -> str:
+    try:
+        return (await bridge.ask(f"channel:{channel}", "status", timeout=5))["state"]
+    except Exception:  # noqa: BLE001 - no host: the channel is stopped (disabled)
+        return "stopped"
