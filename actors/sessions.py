@@ -168,6 +168,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def model_ref(row: dict) -> str | None:
+    """A session row's model override as `provider/model`, or None."""
+    if not row.get("model"):
+        return None
+    return f"{row['modelProvider']}/{row['model']}" if row.get("modelProvider") else row["model"]
+
+
 def db_path(state_dir: str, agent_id: str = DEFAULT_AGENT_ID) -> str:
     return os.path.join(state_dir, "agents", agent_id, DB_NAME)
 

@@ -214,6 +214,18 @@ class Client:
         self.ws.close()
 
 
+def ok(res: dict) -> dict:
+    """The payload of a successful response frame (fails the test otherwise)."""
+    assert res["ok"] is True, res
+    return res["payload"]
+
+
+def error(res: dict) -> dict:
+    """The error object of a failed response frame (fails the test otherwise)."""
+    assert res["ok"] is False, res
+    return res["error"]
+
+
 def open_client(url: str, handshake: bool = True, headers: dict | None = None, **params: Any) -> Client:
     ws = connect(url, additional_headers=headers, open_timeout=5, max_size=None, legacy=True)
     client = Client(ws)

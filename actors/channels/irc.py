@@ -39,6 +39,7 @@ from typing import Any
 
 from actors.channels.adapter import Adapter, Emitter, chunks
 from actors.channels.frames import Inbound
+from actors.sockets import shutdown_socket
 
 CONNECT_TIMEOUT_S = 15.0
 REGISTER_TIMEOUT_S = 30.0  # connected but no 001 by then: try again
@@ -236,7 +237,7 @@ class IrcAdapter(Adapter):
                     self._write("QUIT :stopping", timeout=0.5)
                 except (OSError, IrcError):
                     pass
-            self._shutdown(sock)
+            shutdown_socket(sock)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(STOP_JOIN_S)
@@ -262,7 +263,7 @@ class IrcAdapter(Adapter):
                 self._registered = False
                 self._self_prefix = None
             if sock is not None:
-                self._shutdown(sock)
+                shutdown_socket(sock)
             if self._stopped.is_set():
                 break
             if was_registered:
@@ -470,13 +471,3 @@ class IrcAdapter(Adapter):
             if self._stopped.wait((1 - self._tokens) * FLOOD_INTERVAL_S):
                 raise IrcNotConnected("irc: stopped")
 
-    @staticmethod
-    def _shutdown(sock: socket.socket) -> None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            sock.close()
-        except OSError:
-            pass

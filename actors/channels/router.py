@@ -27,6 +27,7 @@ from actors.config_schema import Config
 from actors.providers import NoProviderError, resolve_candidates
 from actors.run import RunOutcome, RunSpec
 from actors.session_keys import DEFAULT_AGENT_ID
+from actors.sessions import model_ref
 
 log = logging.getLogger("openclaw.channels")
 
@@ -106,9 +107,7 @@ class ChannelRouter(GatewayActor):
                       turn.message.sender, err)
             return
         session = stored["session"]
-        model = session.get("model")
-        ref = (f"{session['modelProvider']}/{model}" if session.get("modelProvider") else model) \
-            if model else None
+        ref = model_ref(session)
         try:
             resolve_candidates(self._config, ref)
         except NoProviderError as exc:

@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import ssl
 import threading
 import time
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit
 
 from actors.channels.adapter import Adapter, Emitter, chunks
 from actors.channels.frames import Inbound
+from actors.sockets import shutdown_socket
 
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 POLL_TIMEOUT_S = 30  # getUpdates long-poll timeout (cli-config §6.3: fixed, no key)
@@ -162,12 +162,7 @@ class _Client:
         self._closed.set()
         with self._lock:
             conn = self._conn
-        sock = conn.sock if conn is not None else None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shutdown_socket(conn.sock if conn is not None else None, close=False)
 
 
 def _describe(exc: BaseException) -> str:

@@ -22,6 +22,7 @@ import msgspec
 
 from actors.providers import (CancelToken, ChatRequest, Event, Provider, ProviderError,
                               ResultBuilder)
+from actors.sockets import shutdown_socket
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 MAX_ERROR_BODY = 64 * 1024
@@ -106,20 +107,6 @@ class StreamResponse:
         self._conn.close()
 
 
-def _shutdown(conn: http.client.HTTPConnection) -> None:
-    sock = conn.sock
-    if sock is None:
-        return
-    try:
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # wakes a recv blocked in another thread
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
-
-
 def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
@@ -181,7 +168,7 @@ def open_stream(provider: str, url: str, body: bytes, headers: dict[str, str], *
                 parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context())
         else:
             conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-        unregister = cancel.on_cancel(lambda c=conn: _shutdown(c))
+        unregister = cancel.on_cancel(lambda c=conn: shutdown_socket(c.sock))
         error: ProviderError
         wait: float | None = None
         try:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.conftest import TOKEN, wait_until
+from tests.conftest import TOKEN, ok, wait_until
 from tests.fakes.ircd import Ngircd, ngircd_available
 from tests.fakes.telegram_api import TelegramApi
 from tests.integration.test_irc_adapter import Peer
@@ -66,11 +66,6 @@ def config(telegram: TelegramApi | None = None, ircd: Ngircd | None = None, **ex
                            "groupPolicy": "open", "requireMention": True}
     return {"gateway": {"auth": {"mode": "token", "token": TOKEN}, **extra.pop("gateway", {})},
             "agents": {"defaults": {"model": "offline/echo"}}, "channels": channels, **extra}
-
-
-def ok(res: dict) -> dict:
-    assert res["ok"] is True, res
-    return res["payload"]
 
 
 def account(client, channel: str) -> dict:

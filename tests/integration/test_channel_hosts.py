@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
-from tests.conftest import TOKEN, wait_until
+from tests.conftest import TOKEN, ok, wait_until
 
 BASE = {"gateway": {"auth": {"mode": "token", "token": TOKEN}, "channelHeartbeatMs": 1000},
         "channels": {"telegram": {"botToken": "123:abc", "apiRoot": "http://127.0.0.1:9"}}}
-
-
-def ok(res: dict) -> dict:
-    assert res["ok"] is True, res
-    return res["payload"]
 
 
 def account(client) -> dict:

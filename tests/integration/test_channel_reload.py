@@ -4,8 +4,8 @@ a channel stops it."""
 
 from __future__ import annotations
 
-from tests.conftest import wait_until
-from tests.integration.test_channel_hosts import BASE, ok
+from tests.conftest import ok, wait_until
+from tests.integration.test_channel_hosts import BASE
 
 
 def telegram(client) -> dict:

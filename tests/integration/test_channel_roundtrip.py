@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import TOKEN, wait_until
+from tests.conftest import TOKEN, ok, wait_until
 from tests.fakes.telegram_api import TelegramApi
 
 
@@ -19,11 +19,6 @@ def config(api: TelegramApi, **telegram) -> dict:
     return {"gateway": {"auth": {"mode": "token", "token": TOKEN}},
             "agents": {"defaults": {"model": "offline/echo"}},
             "channels": {"telegram": {"botToken": api.token, "apiRoot": api.url, **telegram}}}
-
-
-def ok(res: dict) -> dict:
-    assert res["ok"] is True, res
-    return res["payload"]
 
 
 def test_dm_round_trip_through_the_agent(gateway_factory, ws_clients, telegram):

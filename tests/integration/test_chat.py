@@ -8,7 +8,7 @@ import time
 import uuid
 
 
-from tests.conftest import TOKEN, chat_events, wait_until
+from tests.conftest import TOKEN, chat_events, ok, wait_until
 from tests.fakes.model_server import (Hang, ModelServer, Status, Stream, anthropic_text,
                                       openai_text)
 
@@ -23,11 +23,6 @@ def config_for(server: ModelServer, api: str = "openai-completions", **defaults)
                                               "apiKey": "sk-test", "timeoutSeconds": 5,
                                               "models": [{"id": "m1"}]}}},
             "agents": {"defaults": {"model": "fake/m1", **defaults}}}
-
-
-def ok(res: dict) -> dict:
-    assert res["ok"] is True, res
-    return res["payload"]
 
 
 def send(client, message: str, key: str = "main", run_id: str | None = None, **extra) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, error, ok
 
 NOW = int(time.time() * 1000)
 HOUR = 3_600_000
@@ -32,16 +32,6 @@ def gw(gateway_factory):
     gw = gateway_factory({"gateway": {"auth": {"mode": "token", "token": TOKEN}}}, start=False)
     seed_pending(gw.state_dir)
     return gw.start()
-
-
-def ok(res: dict) -> dict:
-    assert res["ok"] is True, res
-    return res["payload"]
-
-
-def error(res: dict) -> dict:
-    assert res["ok"] is False, res
-    return res["error"]
 
 
 def test_list_and_approve(gw, ws_clients):

@@ -5,20 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import TOKEN, wait_until
+from tests.conftest import TOKEN, error, ok, wait_until
 
 READ_ONLY = ["operator.read"]
 WRITE_ONLY = ["operator.write"]
-
-
-def ok(res: dict) -> dict:
-    assert res["ok"] is True, res
-    return res["payload"]
-
-
-def error(res: dict) -> dict:
-    assert res["ok"] is False, res
-    return res["error"]
 
 
 def test_patch_creates_session_and_other_client_sees_changed(gateway, client_factory):

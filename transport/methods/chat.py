@@ -21,11 +21,10 @@ from actors.agents import Claim, RunError
 from actors.providers import NoProviderError, resolve_candidates
 from actors.run import RunOutcome, RunSpec
 from actors.session_keys import SessionKeyError, agent_id_of, main_key, normalize_key, valid_agent_id
-from actors.sessions import LABEL_MAX, SessionError
+from actors.sessions import LABEL_MAX, SessionError, model_ref
 from transport import bridge
 from transport.handshake import attachment_max_bytes
 from transport.methods import ADMIN, WRITE, method
-from transport.methods.sessions import model_ref
 from transport.protocol import AGENT_TIMEOUT, UNAVAILABLE, GatewayError, invalid
 from transport.state import DRAINING
 

@@ -14,7 +14,7 @@ from msgspec import UNSET, Meta, UnsetType
 from actors.providers import NoProviderError, resolve_candidates
 from actors.run import RunSpec
 from actors.session_keys import DEFAULT_AGENT_ID, SessionKeyError, normalize_key
-from actors.sessions import LABEL_MAX, SessionError
+from actors.sessions import LABEL_MAX, SessionError, model_ref
 from transport import bridge
 from transport.methods import ADMIN, READ, WRITE, method
 from transport.protocol import UNAVAILABLE, GatewayError, invalid
@@ -230,9 +230,3 @@ async def sessions_compact(params: CompactParams, ctx) -> dict:
         raise GatewayError(UNAVAILABLE, f"compaction failed: {outcome.error or outcome.status}")
     return {"ok": True, "key": row["key"], **outcome.result}
 
-
-def model_ref(row: dict) -> str | None:
-    """A session row's model override as `provider/model`."""
-    if not row.get("model"):
-        return None
-    return f"{row['modelProvider']}/{row['model']}" if row.get("modelProvider") else row["model"]
