@@ -44,9 +44,11 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
-from loadgen import SyncConn, percentile, request_frame  # noqa: E402
+from loadgen import SyncConn, parse_frames, percentile, request_frame  # noqa: E402
 from run import TOKEN, Server, bench_parser, free_port, gateway_server, log, run_main, source_info  # noqa: E402
 from tests.fakes.telegram_api import TelegramApi, _Handler  # noqa: E402
 
@@ -85,7 +87,12 @@ def stand_in(nagle: bool) -> TelegramApi:
 
 
 class Rpc:
-    """A blocking WebSocket client with read and admin scopes (channels.stop/start)."""
+    """A blocking WebSocket client with read and admin scopes (channels.stop/start).
+
+    With operator.read it is sent every chat/agent event of the load, like any dashboard;
+    a drain thread reads and drops them between calls, as a real client reads its events
+    (a socket left unread makes the gateway queue them, up to its 50 MB slow-consumer limit).
+    """
 
     def __init__(self, url: str) -> None:
         original = loadgen.connect_params
@@ -99,10 +106,15 @@ class Rpc:
         finally:
             loadgen.connect_params = original
         self.ids = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._drainer = threading.Thread(target=self._drain, name="rpc-drain", daemon=True)
+        self._drainer.start()
 
     def call(self, method: str, params: Any = None) -> dict:
-        self.ids += 1
-        res = json.loads(self.conn.request(request_frame(b"q%d" % self.ids, method, params)))
+        with self._lock:
+            self.ids += 1
+            res = json.loads(self.conn.request(request_frame(b"q%d" % self.ids, method, params)))
         if not res.get("ok"):
             raise RuntimeError(f"{method}: {res.get('error')}")
         return res["payload"]
@@ -111,7 +123,24 @@ class Rpc:
         params = {"probe": True} if probe else None
         return self.call("channels.status", params)["channelAccounts"]["telegram"][0]
 
+    def _drain(self) -> None:
+        """No call is waiting while the lock is held here, so every frame read is an event."""
+        conn = self.conn
+        while not self._stop.wait(0.02):
+            with self._lock:
+                try:
+                    while data := conn.sock.recv(262144, socket.MSG_DONTWAIT):
+                        conn.buf += data
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:
+                    return
+                del conn.buf[:parse_frames(conn.buf, conn.frames)]
+                conn.frames.clear()
+
     def close(self) -> None:
+        self._stop.set()
+        self._drainer.join(1.0)
         self.conn.close()
 
 

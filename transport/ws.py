@@ -60,7 +60,6 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         self.nonce = str(uuid.uuid4())
         self.caller: Caller | None = None
         self._seq = 0
-        self._unsent = 0
         self._closed = False
         self._timers: list[asyncio.TimerHandle] = []
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -133,7 +132,8 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         other frame closes the socket as a slow consumer (§20)."""
         if self._closed or self.ws_connection is None:
             return False
-        if self._unsent > MAX_BUFFERED_BYTES:
+        conn: LingeringProtocol = self.ws_connection  # type: ignore[assignment]
+        if conn.unsent_bytes > MAX_BUFFERED_BYTES:
             if droppable:
                 log.info("payload.large: skipped event for slow consumer %s", self.conn_id,
                           extra={"connId": self.conn_id, "data": {"surface": "ws-outbound",
@@ -141,20 +141,11 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
                 return False
             self._slow_consumer(len(data))
             return False
-        size = len(data)
-        self._unsent += size
         try:
-            fut = self.write_message(data)
+            conn.queue_text(data)
         except WebSocketClosedError:
-            self._unsent -= size
             return False
-        fut.add_done_callback(lambda f: self._flushed(size, f))
         return True
-
-    def _flushed(self, size: int, fut: asyncio.Future) -> None:
-        self._unsent -= size
-        if not fut.cancelled():
-            fut.exception()  # retrieved: a closed socket is normal here
 
     def _slow_consumer(self, size: int) -> None:
         log.warning("payload.large: slow consumer %s over %d unsent bytes; closing", self.conn_id,
