@@ -29,6 +29,7 @@ from pathlib import Path
 from signal import SIGKILL, SIGTERM, Signals
 from typing import TYPE_CHECKING, Callable
 
+from actors.tools.fs import ToolError
 from actors.tools.reaper import OWNER_ENV
 
 if TYPE_CHECKING:
@@ -44,8 +45,8 @@ KILL_SETTLE_S = 2.0  # how long a SIGKILL pass waits for the group's members to 
 PR_SET_PDEATHSIG = 1
 
 
-class ProcError(Exception):
-    """A refused process operation; str() is what the model and the client see."""
+class ProcError(ToolError):
+    """A refused process operation (a ToolError: str() is what the model and the client see)."""
 
 
 # -- spawning -----------------------------------------------------------------------------
@@ -298,12 +299,10 @@ class ExecProcess:
     # -- start ----------------------------------------------------------------------------
 
     def start(self) -> "ExecProcess":
+        """Spawn the command; OSError (missing cwd, no shell) propagates as raised."""
         if self._proc is not None:
             raise ProcError("process already started")
-        try:
-            proc = _SPAWNER.run(self._popen)
-        except OSError as exc:
-            raise ProcError(f"cannot start command: {exc.strerror or exc}") from None
+        proc = _SPAWNER.run(self._popen)
         self._t0 = time.monotonic()
         self._started_at = int(time.time() * 1000)
         self._proc, self._pid = proc, proc.pid

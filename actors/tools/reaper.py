@@ -41,6 +41,10 @@ class Reaper:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    def env_marker(self) -> tuple[str, str]:
+        """(name, value) to put into every tool process environment for the /proc net."""
+        return OWNER_ENV, self.token
+
     @property
     def running(self) -> bool:
         """False once the reaper process died (the gateway may start a new one)."""

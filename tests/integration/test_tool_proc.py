@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 import pytest
 
 from actors.tools import proc as proc_mod
+from actors.tools.fs import ToolError
 from actors.tools.proc import ExecProcess, ProcError, _OutputBuffer, group_alive
 from actors.tools.reaper import OWNER_ENV, Reaper
 
@@ -158,10 +159,11 @@ def test_callbacks_and_wait(cleanup):
     assert "".join(chunks) == "ab" and seen == [False]
 
 
-def test_bad_cwd_is_a_proc_error():
+def test_bad_cwd_raises_the_os_error_and_proc_errors_are_tool_errors():
     p = ExecProcess("true", Path("/nonexistent/dir"), ENV, timeout_s=0, output_cap=1000)
-    with pytest.raises(ProcError, match="cannot start command"):
+    with pytest.raises(FileNotFoundError):
         p.start()
+    assert issubclass(ProcError, ToolError)
 
 
 # -- timeout and kill ---------------------------------------------------------------------
@@ -445,10 +447,11 @@ def test_reaper_clean_stop_kills_nothing(cleanup):
     reaper.start()
     cleanup.pids.append(reaper.pid)
     p = cleanup.exec("sleep 300", reaper=reaper, timeout_s=0)
-    assert OWNER_ENV in p.env and p.env[OWNER_ENV] == reaper.token
+    assert p.env[OWNER_ENV] == reaper.token and reaper.env_marker() == (OWNER_ENV, reaper.token)
+    assert reaper.running
     time.sleep(0.3)
     reaper.stop()
-    assert reaper._proc.returncode == 0
+    assert reaper._proc.returncode == 0 and not reaper.running
     assert p.running and not pid_gone(p.pid)
     reaper.watch(p.pid)  # after stop: ignored, no BrokenPipeError
     p.kill_now()
