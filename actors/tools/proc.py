@@ -401,8 +401,10 @@ class ExecProcess:
             self._timed_out = True
         self._terminate(self.term_grace_s)
 
-    def kill(self, reason: str = "killed", grace_s: float = TERM_GRACE_S) -> None:
-        """SIGTERM to the group now, SIGKILL to whatever is left after grace_s."""
+    def kill(self, grace_s: float = TERM_GRACE_S, *, reason: str = "killed") -> None:
+        """SIGTERM to the group now, SIGKILL to whatever is left after grace_s.
+
+        reason is keyword-only so that kill(0.5) can only ever mean a grace period."""
         with self._lock:
             if self._kill_reason is None and not self._ended:
                 self._kill_reason = reason
@@ -557,9 +559,10 @@ class ExecProcess:
             text, dropped = self._buf.text(), self._buf.dropped
         return f"[output truncated: {dropped} chars dropped]\n{text}" if dropped else text
 
-    def tail(self, n_chars: int = 2000) -> str:
+    def tail(self, n: int = 2000) -> str:
+        """The newest n kept characters (no truncation line: a preview, not a result)."""
         with self._lock:
-            return self._buf.tail(n_chars)
+            return self._buf.tail(n)
 
     def read_new(self) -> str:
         """Output appended since the previous call, each character at most once."""

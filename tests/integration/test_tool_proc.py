@@ -183,7 +183,7 @@ def test_timeout_kills_the_whole_group(cleanup):
 def test_kill_of_a_long_process(cleanup):
     p = cleanup.exec("sleep 300")
     time.sleep(0.05)
-    p.kill("stopped by the user", grace_s=5)
+    p.kill(grace_s=5, reason="stopped by the user")
     assert p.wait(3)
     r = p.result()
     assert r["signal"] == "SIGTERM" and r["timedOut"] is False
@@ -196,7 +196,7 @@ def test_term_ignoring_grandchild_is_sigkilled_after_the_grace(cleanup):
     wait_until(lambda: len(group_members(p.pid)) >= 2, what="the inner shell and sleep")
     members = group_members(p.pid)
     t0 = time.monotonic()
-    p.kill(grace_s=0.5)
+    p.kill(0.5)  # positional: the grace period
     time.sleep(0.3)
     assert p.running, "SIGTERM is ignored: still running within the grace"
     assert p.wait(3)
