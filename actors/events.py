@@ -120,6 +120,10 @@ class EventHub(GatewayActor):
         self._presence[sub.presence_key] = with_text(dict(entry, reason="disconnect", ts=now_ms()))
         self._publish_presence()
 
+    def has_approver(self) -> bool:
+        """Is an operator that may answer exec approvals connected (protocol §17)?"""
+        return any(s.role == "operator" and s.scopes & APPROVAL_SCOPES for s in self._subs.values())
+
     def subscriber_count(self) -> int:
         return len(self._subs)
 

@@ -19,13 +19,15 @@ from typing import Any, Callable, Literal
 import msgspec
 
 from actors import registry
-from actors.base import call_sync
+from actors.base import Call, call_sync
 from actors.clock import CLOCK
 from actors.config_schema import Config
 from actors.providers import (CancelToken, ChatRequest, Event, Message, NoProviderError,
                               ProviderError, Result, TextDelta, ToolCall, ToolCallComplete,
                               resolve_candidates)
 from actors.run_events import RunEvents, now_ms
+from actors.tools.executor import ToolRequest
+from actors.tools.specs import TOOL_SPECS
 
 log = logging.getLogger("openclaw.agent")
 
@@ -37,6 +39,8 @@ CONTEXT_MESSAGES = 200
 COMPACT_PROMPT = ("Summarise the conversation below for your own later reference: keep facts, "
                   "decisions, names, open questions and commitments; drop small talk. Answer "
                   "with the summary only.")
+
+MAX_TOOL_ROUNDS = 25  # model turns of one run; a model looping on tools ends as an error
 
 RunKind = Literal["chat", "agent", "compact"]
 Status = Literal["ok", "error", "aborted", "timeout"]
@@ -121,6 +125,26 @@ def provider_messages(stored: list[dict], run_id: str | None = None
     while out and out[0].role != "user":  # a window cut mid-turn: models want a user turn first
         out.pop(0)
     return out, notes
+
+
+def tool_result_text(outcome: dict) -> str:
+    """What the model reads of a tool call: exec output as text, other results as JSON, and
+    the error first when it failed."""
+    output = outcome.get("output")
+    if isinstance(output, dict) and isinstance(output.get("output"), str):
+        body = output["output"]
+        if output.get("exitCode") not in (None, 0) or output.get("status") == "running":
+            extra = {k: v for k, v in output.items() if k != "output"}
+            body = f"{msgspec.json.encode(extra).decode()}\n{body}"
+    elif isinstance(output, dict) and isinstance(output.get("content"), str):
+        body = output["content"]
+    elif output is None:
+        body = ""
+    else:
+        body = msgspec.json.encode(output).decode()
+    if not outcome.get("ok"):
+        return f"Error: {outcome.get('error') or 'tool failed'}" + (f"\n{body}" if body else "")
+    return body
 
 
 def in_turn_order(stored: list[dict]) -> list[dict]:
@@ -247,7 +271,8 @@ class Run:
         defaults = self.spec.config.agents.defaults
         system = "\n\n".join(p for p in (defaults.system_prompt or DEFAULT_SYSTEM_PROMPT,
                                           self.spec.extra_system_prompt, *notes) if p)
-        return ChatRequest(model=model, messages=messages, system=system)
+        tools = TOOL_SPECS if self.spec.kind != "compact" else []
+        return ChatRequest(model=model, messages=messages, system=system, tools=tools)
 
     def _stream(self, stored: list[dict], on_event: Callable[[Event], None] | None) -> Result:
         """The model turn, on the primary model or (before any output) the fallbacks."""
@@ -270,15 +295,67 @@ class Run:
             self.events.tool("start", call.name, call.id, args=call.input())
 
     def _chat(self) -> RunOutcome:
+        """Model turns until one asks for no tool: each tool call runs on the executor and its
+        result, stored in the transcript, is what the next turn reads."""
         store = self._store()
-        stored = call_sync(store, "messages", self.spec.session_id, self.spec.agent_id,
-                           last=CONTEXT_MESSAGES)
-        result = self._stream(stored, self._on_event)
-        cancelled = self._cancelled() if result.aborted else None
-        self._save(store, result, cancelled.status if cancelled else result.stop_reason)
-        if cancelled is not None:
-            return cancelled
-        return self.outcome("ok", model=f"{result.provider}/{result.model}", usage=usage_of(result))
+        usage = {"input": 0, "output": 0, "total": 0}
+        for _ in range(MAX_TOOL_ROUNDS):
+            stored = call_sync(store, "messages", self.spec.session_id, self.spec.agent_id,
+                               last=CONTEXT_MESSAGES)
+            result = self._stream(stored, self._on_event)
+            usage = {k: usage[k] + v for k, v in usage_of(result).items()}
+            cancelled = self._cancelled() if result.aborted else None
+            self._save(store, result, cancelled.status if cancelled else result.stop_reason)
+            if cancelled is not None:
+                return cancelled
+            if not result.tool_calls:
+                return self.outcome("ok", model=f"{result.provider}/{result.model}", usage=usage)
+            for call in result.tool_calls:
+                self._tool(store, call)
+                if self.cancel_token.cancelled:
+                    return self._cancelled() or self.outcome("aborted", error="aborted")
+        return self.outcome("error", error=f"run stopped after {MAX_TOOL_ROUNDS} tool rounds",
+                            error_kind="unknown", usage=usage)
+
+    def _tool(self, store: Any, call: ToolCall) -> None:
+        """One tool call: the executor runs it, the `agent` tool stream shows its result, and
+        a failure goes back to the model as an error result (the run goes on)."""
+        args = call.input()
+        outcome = self._invoke(call, args if isinstance(args, dict) else {})
+        text = tool_result_text(outcome)
+        self.events.tool("result", call.name, call.id, result=outcome.get("output"),
+                         isError=not outcome["ok"], **({"error": outcome["error"]}
+                                                       if not outcome["ok"] else {}))
+        call_sync(store, "append", self.spec.session_key, {
+            "role": "toolResult", "toolCallId": call.id, "toolName": call.name,
+            "content": [{"type": "text", "text": text}], "isError": not outcome["ok"],
+            "runId": self.run_id}, session_id=self.spec.session_id)
+
+    def _invoke(self, call: ToolCall, args: dict) -> dict:
+        """Wait for the executor, waking for an abort (which cancels the call there)."""
+        tools = registry.whereis("tools")
+        if tools is None:
+            return {"ok": False, "error": "the tool executor is not running", "output": None}
+        done, box = threading.Event(), []
+
+        def reply(result: Any, err: BaseException | None) -> None:
+            box.append((result, err))
+            done.set()
+
+        request = ToolRequest(name=call.name, args=args, call_id=f"{self.run_id}:{call.id}",
+                              session_key=self.spec.session_key, agent_id=self.spec.agent_id)
+        tools.tell(Call("invoke", (request,), {}, reply))
+        while not done.wait(0.1):
+            if self.cancel_token.cancelled:
+                tools.tell(Call("cancel", (request.call_id,)))
+                done.wait(2.0)
+                break
+        if not box:
+            return {"ok": False, "error": "aborted", "output": None}
+        result, err = box[0]
+        if err is not None:
+            return {"ok": False, "error": str(err), "output": None}
+        return {"ok": result.ok, "error": result.error, "output": result.output}
 
     def _save(self, store: Any, result: Result, stop_reason: str) -> None:
         """The assistant turn as the user saw it (partial text of an aborted run included)."""

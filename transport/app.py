@@ -12,6 +12,7 @@ import tornado.web
 
 from transport.http import LiveHandler, NotFoundHandler, ReadyHandler, RpcHandler
 from transport.http_openai import CompletionsHandler, ModelsHandler
+from transport.http_tools import ToolsInvokeHandler
 from transport.protocol import MAX_PAYLOAD
 from transport.state import GatewayState
 from transport.ws import GatewaySocket
@@ -26,6 +27,7 @@ def make_app(state: GatewayState) -> tornado.web.Application:
             (r"/healthz?", LiveHandler, deps),
             (r"/readyz?", ReadyHandler, deps),
             (r"/api/v1/admin/rpc", RpcHandler, deps),
+            (r"/tools/invoke", ToolsInvokeHandler, deps),
             (r"/v1/models", ModelsHandler, deps),
             (r"/v1/models/(.+)", ModelsHandler, deps),
             (r"/v1/chat/completions", CompletionsHandler, deps),

@@ -27,6 +27,7 @@ from actors.session_config import session_defaults, session_reset_policy
 from actors.sessions import SessionStore
 from actors.settings import StartupRefusal
 from actors.supervisor import ChildSpec, Supervisor
+from actors.tools.executor import ToolExecutor, workspace_dir
 from actors.watcher import WatcherActor
 from transport import bridge, ports
 from transport.app import make_deliver, make_health_mirror, make_server
@@ -169,6 +170,9 @@ class Gateway:
             # never waits on the store.
             ChildSpec("sessions", lambda: SessionStore.start(state_dir, reset_policy, defaults)),
             ChildSpec("pairing", lambda: PairingStore.start(state_dir)),
+            # Before agents: runs call tools; stopped after them, killing every tool group.
+            ChildSpec("tools", lambda: ToolExecutor.start(config.tools.exec,
+                                                          workspace_dir(config, state_dir))),
             # After sessions: runs read and write transcripts; stopped first, so every run
             # is aborted while the store can still take its partial reply.
             ChildSpec("agents", lambda: AgentManager.start(max_concurrent)),

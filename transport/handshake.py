@@ -22,7 +22,7 @@ from transport.protocol import (
 from transport.state import DRAINING, READY, GatewayState
 
 EVENTS = ["connect.challenge", "tick", "presence", "health", "shutdown", "chat", "agent",
-          "sessions.changed"]
+          "sessions.changed", "exec.approval.requested", "exec.approval.resolved"]
 
 
 def tick_interval_ms() -> int:

@@ -110,37 +110,51 @@ def _reject(handler: _Base, rejection: _Rejection) -> None:
     handler._json(rejection.status, rejection.body)
 
 
-# Bodies up to this size (or, for an authorized caller, their declared Content-Length, up to
-# 1 GiB) are read, and dropped
-# past maxPayload, so that the client, which is still sending, reliably gets its 413 (a response
-# sent before the body was read is often lost to the TCP reset of closing the socket).
-BODY_READ_LIMIT = 4 * MAX_PAYLOAD
+# Bodies up to 4 x the limit (or, for an authorized caller, their declared Content-Length, up
+# to 1 GiB) are read, and dropped past the limit, so that the client, which is still sending,
+# reliably gets its 413 (a response sent before the body was read is often lost to the TCP
+# reset of closing the socket).
 
 
-@tornado.web.stream_request_body
-class RpcHandler(_Base):
-    """POST /api/v1/admin/rpc: any method, through the WebSocket's dispatcher (§21.1a).
+class BearerBody(_Base):
+    """A POST whose body is streamed: the bearer is checked on the headers, only an
+    authorized body is kept, and a body over `limit` is counted and dropped, then answered
+    413 (Tornado's own size cap would answer a bare 400). Subclasses are decorated with
+    `tornado.web.stream_request_body`."""
 
-    The body is streamed: the bearer is checked on the headers, only an authorized body is
-    kept, and a body over maxPayload is counted and dropped, then answered 413 (Tornado's own
-    size cap would answer a bare 400)."""
+    limit = MAX_PAYLOAD
+
+    def enabled(self) -> bool:
+        return True
 
     def prepare(self) -> None:
         self._chunks: list[bytes] = []
         self._size = 0
         self._auth: Caller | _Rejection | None = None
-        if self.request.method == "POST" and self.state.snapshot.config.gateway.http.endpoints.rpc.enabled:
+        if self.request.method == "POST" and self.enabled():
             self._auth = _check_bearer(self)
         length = self.request.headers.get("Content-Length", "")
         declared = int(length) if length.isdigit() and isinstance(self._auth, Caller) else 0
-        self.request.connection.set_max_body_size(max(BODY_READ_LIMIT, min(declared, 1 << 30)))
+        self.request.connection.set_max_body_size(max(4 * self.limit, min(declared, 1 << 30)))
 
     def data_received(self, chunk: bytes) -> None:
         self._size += len(chunk)
-        if isinstance(self._auth, Caller) and self._size <= MAX_PAYLOAD:
+        if isinstance(self._auth, Caller) and self._size <= self.limit:
             self._chunks.append(chunk)
         elif self._chunks:
             self._chunks = []  # over the cap or not authorized: keep nothing
+
+    def body(self) -> bytes:
+        raw, self._chunks = b"".join(self._chunks), []
+        return raw
+
+
+@tornado.web.stream_request_body
+class RpcHandler(BearerBody):
+    """POST /api/v1/admin/rpc: any method, through the WebSocket's dispatcher (§21.1a)."""
+
+    def enabled(self) -> bool:
+        return self.state.snapshot.config.gateway.http.endpoints.rpc.enabled
 
     async def post(self) -> None:
         if self._auth is None:
@@ -156,9 +170,8 @@ class RpcHandler(_Base):
                         extra={"data": {"surface": "http-rpc", "size": self._size, "limit": MAX_PAYLOAD,
                                         "reason": "rejected"}})
             return self._error(413, None, f"body larger than {MAX_PAYLOAD} bytes")
-        raw, self._chunks = b"".join(self._chunks), []
         try:
-            body = msgspec.json.decode(raw, type=RpcBody)
+            body = msgspec.json.decode(self.body(), type=RpcBody)
         except msgspec.ValidationError as exc:
             return self._error(400, None, f"invalid request body: {describe_validation_error(exc)}")
         except msgspec.DecodeError:

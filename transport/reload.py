@@ -21,6 +21,7 @@ from actors import logs
 from actors.config_load import ConfigSnapshot, secret_values
 from actors.config_reload import changed_paths, classify
 from actors.session_config import session_defaults, session_reset_policy
+from actors.tools.executor import workspace_dir
 from transport import bridge
 from transport.lock import audit
 from transport.logsetup import configure_logging
@@ -172,6 +173,9 @@ def _apply_live(state: GatewayState, old: ConfigSnapshot, new: ConfigSnapshot,
         bridge.tell("sessions", "set_reset_policy", session_reset_policy(new.config))
         bridge.tell("sessions", "set_defaults", session_defaults(new.config))
         bridge.tell("agents", "configure", new.config.agents.defaults.max_concurrent)
+    if any(p.split(".")[0] == "tools" or p.startswith("agents") for p in groups["hot"]):
+        bridge.tell("tools", "set_config", new.config.tools.exec,
+                    workspace_dir(new.config, state.state_dir))
     if any(p.startswith("channels.") or p == "gateway.channelHeartbeatMs"
            for p in groups["hot"] + groups["channel"]):
         bridge.tell("channel-router", "set_config", new.config)

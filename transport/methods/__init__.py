@@ -26,7 +26,7 @@ class Method:
 
 _TABLE: dict[str, Method] = {}
 _MODULES = ("system", "config", "gateway", "schema", "sessions", "models", "chat",
-            "pairing", "channels")
+            "pairing", "channels", "tools")
 _loaded: list[bool] = []
 
 

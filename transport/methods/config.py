@@ -120,3 +120,15 @@ async def _apply(ctx, snapshot: ConfigSnapshot, reason: str, delay_ms: int) -> d
     adopts it, applies hot keys live and schedules or defers a restart; its answer is the
     `restart` object of protocol §10.5."""
     return await apply_snapshot(ctx.state, snapshot, reason, delay_ms=delay_ms)
+
+
+async def append_allowlist(ctx, entries: list[dict]) -> None:
+    """`exec.approval.resolve` with `allow-always` (protocol §17.2): the entries join
+    `tools.exec.allowlist` in the authored file, applied like any config.patch (hot)."""
+    snapshot: ConfigSnapshot = await bridge.ask("config", "snapshot")
+    authored = snapshot.parsed if isinstance(snapshot.parsed, dict) else {}
+    current = (((authored.get("tools") or {}).get("exec") or {}).get("allowlist")) or []
+    patch = {"tools": {"exec": {"allowlist": [*current, *entries]}}}
+    result = await _ask_write("patch", patch, snapshot.hash, [], BASE_REQUIRED)
+    if result.changed:
+        await _apply(ctx, result.snapshot, "exec.approval.resolve", DEFAULT_RESTART_DELAY_MS)
