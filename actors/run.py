@@ -344,7 +344,10 @@ class Run:
 
         request = ToolRequest(name=call.name, args=args, call_id=f"{self.run_id}:{call.id}",
                               session_key=self.spec.session_key, agent_id=self.spec.agent_id)
-        tools.tell(Call("invoke", (request,), {}, reply))
+        def output(text: str) -> None:
+            self.events.tool("update", call.name, call.id, partialResult=text)
+
+        tools.tell(Call("invoke", (request,), {"on_output": output}, reply))
         while not done.wait(0.1):
             if self.cancel_token.cancelled:
                 tools.tell(Call("cancel", (request.call_id,)))

@@ -106,7 +106,8 @@ class ToolExecutor(GatewayActor):
         self._jobs: dict[str, _Job] = {}
         self._finished: list[str] = []  # background job ids in the order they ended
         self._approvals = Approvals()
-        self._waiting: dict[str, tuple[ToolRequest, ExecArgs, policy.Decision, Reply | None]] = {}
+        # approval id → the waiting exec: (request, args, decision, (reply, on_output))
+        self._waiting: dict[str, tuple[ToolRequest, ExecArgs, policy.Decision, tuple]] = {}
         self._expiry: Any = None
 
     def on_start(self) -> None:
@@ -131,12 +132,14 @@ class ToolExecutor(GatewayActor):
 
     # --- invoke ---------------------------------------------------------------------------
 
-    def invoke(self, request: ToolRequest) -> Any:
+    def invoke(self, request: ToolRequest, on_output: Callable[[str], None] | None = None) -> Any:
+        """`on_output(text)` (optional) sees an exec's output as it arrives, on the process's
+        reader thread: the agent run turns it into `tool` update events."""
         if request.name not in TOOL_NAMES:
             raise UnknownTool(f"tool not available: {request.name}")
         reply = self._reply
         if request.name == "exec":
-            self._exec(request, fs.decode_args(ExecArgs, request.args, "exec"), reply)
+            self._exec(request, fs.decode_args(ExecArgs, request.args, "exec"), reply, on_output)
             return DEFERRED
         if request.name == "process":
             return self._process(request, fs.decode_args(ProcessArgs, request.args, "process"))
@@ -151,7 +154,7 @@ class ToolExecutor(GatewayActor):
             entry = self._waiting.pop(pending.id, None)
             self._publish("exec.approval.resolved", payload)
             if entry is not None:
-                _answer(entry[3], _failed("exec", "aborted"))
+                _answer(entry[3][0], _failed("exec", "aborted"))
         for job in self._jobs.values():
             if job.owner == call_id and job.reply is not None and job.proc.running:
                 job.proc.kill(grace_s=1.0)
@@ -168,7 +171,8 @@ class ToolExecutor(GatewayActor):
 
     # --- exec: policy and approvals ---------------------------------------------------------
 
-    def _exec(self, request: ToolRequest, args: ExecArgs, reply: Reply | None) -> None:
+    def _exec(self, request: ToolRequest, args: ExecArgs, reply: Reply | None,
+              on_output: Callable[[str], None] | None) -> None:
         if not args.command.strip():
             raise fs.ToolArgsError("invalid args for exec: command: must be non-empty")
         try:
@@ -183,21 +187,21 @@ class ToolExecutor(GatewayActor):
                 raise fs.ToolArgsError(f"invalid args for exec: env: {key} may not be set")
         decision = policy.decide(args.command, self._cfg, path_env=self._path(), cwd=cwd)
         if decision.action == "allow":
-            self._start(request, args, cwd, reply)
+            self._start(request, args, cwd, reply, on_output)
         elif decision.action == "deny":
             _answer(reply, _failed("exec", decision.reason))
         else:
-            self._ask_hub(request, args, decision, cwd, reply)
+            self._ask_hub(request, args, decision, cwd, (reply, on_output))
 
     def _ask_hub(self, request: ToolRequest, args: ExecArgs, decision: policy.Decision, cwd: Path,
-                 reply: Reply | None) -> None:
+                 waiter: tuple) -> None:
         """Is anyone able to approve? The hub answers by message, never by a blocking ask."""
         me = self.actor_ref
         hub = registry.whereis("events")
 
         def answered(present: Any, err: BaseException | None) -> None:
             _tell(me, "approval_needed", request, args, decision, str(cwd), bool(present) and err is None,
-                  reply)
+                  waiter)
 
         if hub is None:
             answered(False, None)
@@ -208,26 +212,27 @@ class ToolExecutor(GatewayActor):
             answered(False, None)
 
     def approval_needed(self, request: ToolRequest, args: ExecArgs, decision: policy.Decision,
-                        cwd: str, approver: bool, reply: Reply | None) -> None:
+                        cwd: str, approver: bool, waiter: tuple) -> None:
+        """`waiter` is (reply, on_output) of the waiting call."""
         if not approver:
-            self._decided(request, args, policy.fallback(decision, self._cfg), Path(cwd), reply)
+            self._decided(request, args, policy.fallback(decision, self._cfg), Path(cwd), waiter)
             return
         shown = os.path.relpath(cwd, self._workspace)
         req = policy.exec_request(args.command, decision, cwd="." if shown == "." else shown,
                                   security=self._cfg.security, ask=self._cfg.ask,
                                   agent_id=request.agent_id, session_key=request.session_key)
         pending = self._approvals.create(req, owner=request.call_id or None)
-        self._waiting[pending.id] = (request, args, decision, reply)
+        self._waiting[pending.id] = (request, args, decision, waiter)
         self._publish("exec.approval.requested", self._approvals.requested_payload(pending))
         self._schedule_expiry()
         log.info("exec approval %s requested: %s", pending.id, args.command)
 
     def _decided(self, request: ToolRequest, args: ExecArgs, decision: policy.Decision, cwd: Path,
-                 reply: Reply | None) -> None:
+                 waiter: tuple) -> None:
         if decision.action == "allow":
-            self._start(request, args, cwd, reply)
+            self._start(request, args, cwd, *waiter)
         else:
-            _answer(reply, _failed("exec", decision.reason))
+            _answer(waiter[0], _failed("exec", decision.reason))
 
     def approvals(self) -> list[dict]:
         self._expire()
@@ -244,10 +249,10 @@ class ToolExecutor(GatewayActor):
             return {"entries": []}
         request, args, verdict, reply = entry
         if decision == "deny":
-            _answer(reply, _failed("exec", "exec denied"))
+            _answer(reply[0], _failed("exec", "exec denied"))
             return {"entries": []}
         cwd = workspace.resolve(self._workspace, args.workdir) if args.workdir else self._workspace
-        self._start(request, args, cwd, reply)
+        self._start(request, args, cwd, *reply)
         if decision != "allow-always":
             return {"entries": []}
         return {"entries": policy.allowlist_entries_for(verdict, list(self._cfg.allowlist))}
@@ -277,12 +282,19 @@ class ToolExecutor(GatewayActor):
 
     # --- exec: the process ------------------------------------------------------------------
 
-    def _start(self, request: ToolRequest, args: ExecArgs, cwd: Path, reply: Reply | None) -> None:
+    def _start(self, request: ToolRequest, args: ExecArgs, cwd: Path, reply: Reply | None,
+               on_output: Callable[[str], None] | None = None) -> None:
         cfg = self._cfg
         timeout = cfg.timeout_seconds if args.timeout is None else max(0, args.timeout)
         me, job_id = self.actor_ref, uuid.uuid4().hex[:12]
+        job_box: list[_Job] = []
+
+        def output(text: str) -> None:  # the reader thread; only while the caller waits
+            if on_output is not None and job_box and job_box[0].reply is not None:
+                on_output(text)
+
         proc = ExecProcess(args.command, cwd, self._env(args.env), timeout_s=float(timeout),
-                           output_cap=cfg.output_cap, reaper=self._reaper,
+                           output_cap=cfg.output_cap, reaper=self._reaper, on_output=output,
                            on_exit=lambda _p: _tell(me, "exited", job_id))
         try:
             proc.start()
@@ -290,6 +302,7 @@ class ToolExecutor(GatewayActor):
             _answer(reply, _failed("exec", f"exec failed to start: {exc}"))
             return
         job = _Job(job_id, args.command, proc, request.call_id, request.session_key)
+        job_box.append(job)
         self._jobs[job_id] = job
         if args.background:
             _answer(reply, ToolOutcome(tool="exec", ok=True, output=self._running(job)))
