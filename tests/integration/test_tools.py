@@ -249,3 +249,45 @@ def test_agent_turn_calls_a_tool_and_answers(gateway_factory, ws_clients, model_
     roles = [m["role"] for m in history]
     assert roles == ["user", "assistant", "toolResult", "assistant"], roles
     assert history[2]["toolCallId"] == "call_1" and history[2]["isError"] is False
+
+
+def test_a_failing_tool_goes_back_to_the_model(gateway_factory, ws_clients, model_server):
+    model_server.script(
+        Stream(openai_tool_calls([("call_9", "read", ['{"path": "missing.txt"}'])])),
+        Stream(openai_text(["No such file, sorry."])))
+    gw = gateway_factory({**FULL, "models": {"providers": {"fake": {
+        "api": "openai-completions", "baseUrl": model_server.url + "/v1", "apiKey": "sk-test",
+        "timeoutSeconds": 5, "models": [{"id": "m1"}]}}}, "agents": {"defaults": {"model": "fake/m1"}}})
+    client = ws_clients(gw.url)
+    ok(client.request("chat.send", {"sessionKey": "main", "message": "read it",
+                                    "idempotencyKey": str(uuid.uuid4())}))
+    final = wait_until(lambda: next((f["payload"] for f in [client.recv(10)] if f.get("event") == "chat"
+                                     and f["payload"]["state"] in ("final", "error")), None), 15,
+                       what="the run's end")
+    assert final["state"] == "final"
+    tool_msgs = [m for m in model_server.requests[1]["body"]["messages"] if m["role"] == "tool"]
+    assert tool_msgs == [{"role": "tool", "tool_call_id": "call_9",
+                          "content": "Error: no such file: missing.txt"}]
+    history = ok(client.request("chat.history", {"sessionKey": "main"}))["messages"]
+    assert [m["role"] for m in history] == ["user", "assistant", "toolResult", "assistant"]
+    assert history[2]["isError"] is True
+
+
+def test_abort_kills_the_running_tool(gateway_factory, ws_clients, model_server):
+    tag = f"5{uuid.uuid4().int % 1000}.{uuid.uuid4().int % 1000}"
+    model_server.script(Stream(openai_tool_calls(
+        [("call_5", "exec", [json.dumps({"command": f"sleep {tag}"})])])))
+    gw = gateway_factory({**FULL, "models": {"providers": {"fake": {
+        "api": "openai-completions", "baseUrl": model_server.url + "/v1", "apiKey": "sk-test",
+        "timeoutSeconds": 5, "models": [{"id": "m1"}]}}}, "agents": {"defaults": {"model": "fake/m1"}}})
+    client = ws_clients(gw.url)
+    ok(client.request("chat.send", {"sessionKey": "main", "message": "sleep",
+                                    "idempotencyKey": str(uuid.uuid4())}))
+    wait_until(lambda: marked(f"sleep {tag}"), 10, what="the tool's process")
+    assert ok(client.request("chat.abort", {"sessionKey": "main"}))["aborted"] is True
+    wait_until(lambda: not marked(f"sleep {tag}"), 5, what="the aborted tool's process to die")
+    last = wait_until(lambda: (ok(client.request("chat.history", {"sessionKey": "main"}))["messages"]
+                               or [{}])[-1].get("role") == "toolResult" and
+                      ok(client.request("chat.history", {"sessionKey": "main"}))["messages"][-1], 5,
+                      what="the aborted call's result in the transcript")
+    assert last["isError"] is True and last["toolCallId"] == "call_5"
