@@ -27,6 +27,7 @@ import pykka
 from actors import registry
 from actors.agent import AgentActor
 from actors.base import DEFERRED, Call, GatewayActor, Reply
+from actors.base import answer as _answer  # noqa: E501 - one helper for DEFERRED answers
 from actors.clock import CLOCK
 from actors.dedupe import DedupeCache
 from actors.run import Run, RunOutcome, RunSpec
@@ -330,15 +331,6 @@ def wait_result(outcome: RunOutcome) -> dict:
     if outcome.status != "ok":
         out["error"] = outcome.error or outcome.status
     return out
-
-
-def _answer(reply: Reply | None, value: Any) -> None:
-    if reply is None:
-        return
-    try:
-        reply(value, None)
-    except Exception:  # noqa: BLE001 - the caller went away
-        pass
 
 
 def _after_events(answers: list[tuple[Reply, Any]]) -> None:

@@ -204,6 +204,16 @@ class GatewayActor(pykka.ThreadingActor):
             pass  # the supervisor is gone: nobody left to restart us
 
 
+def answer(reply: Reply | None, value: Any) -> None:
+    """Hand `value` to a kept `reply` (a DEFERRED answer); a caller that went away is fine."""
+    if reply is None:
+        return
+    try:
+        reply(value, None)
+    except Exception:  # noqa: BLE001 - the caller went away
+        pass
+
+
 class CallTimeout(Exception):
     """`call_sync` got no answer in time."""
 

@@ -29,6 +29,7 @@ import pykka
 
 from actors import registry
 from actors.base import DEFERRED, Call, GatewayActor, Reply
+from actors.base import answer as _answer  # noqa: E501 - one helper for DEFERRED answers
 from actors.clock import CLOCK
 from actors.config_schema import Exec
 from actors.tools import fs, policy, workspace
@@ -430,15 +431,6 @@ def _exec_outcome(result: dict) -> ToolOutcome:
 
 def _failed(tool: str, message: str) -> ToolOutcome:
     return ToolOutcome(tool=tool, ok=False, error=message)
-
-
-def _answer(reply: Reply | None, value: Any) -> None:
-    if reply is None:
-        return
-    try:
-        reply(value, None)
-    except Exception:  # noqa: BLE001 - the caller went away
-        pass
 
 
 def _tell(ref: pykka.ActorRef, method: str, *args: Any) -> None:

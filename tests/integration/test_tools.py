@@ -24,6 +24,13 @@ WRITER = ["operator.read", "operator.write"]  # no approvals scope: not an appro
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
+def with_model(server) -> dict:
+    """FULL with the local model stand-in as the agent's model."""
+    return {**FULL, "models": {"providers": {"fake": {
+        "api": "openai-completions", "baseUrl": server.url + "/v1", "apiKey": "sk-test",
+        "timeoutSeconds": 5, "models": [{"id": "m1"}]}}}, "agents": {"defaults": {"model": "fake/m1"}}}
+
+
 def invoke(client, name: str, args: dict, timeout: float = 15.0, **extra) -> dict:
     return ok(client.request("tools.invoke", {"name": name, "args": args, **extra}, timeout=timeout))
 
@@ -218,9 +225,7 @@ def test_agent_turn_calls_a_tool_and_answers(gateway_factory, ws_clients, model_
     model_server.script(
         Stream(openai_tool_calls([("call_1", "exec", ['{"command": "echo ', 'tool-output"}'])])),
         Stream(openai_text(["The command said ", "tool-output."])))
-    gw = gateway_factory({**FULL, "models": {"providers": {"fake": {
-        "api": "openai-completions", "baseUrl": model_server.url + "/v1", "apiKey": "sk-test",
-        "timeoutSeconds": 5, "models": [{"id": "m1"}]}}}, "agents": {"defaults": {"model": "fake/m1"}}})
+    gw = gateway_factory(with_model(model_server))
     client = ws_clients(gw.url, caps=["tool-events"])
     run_id = str(uuid.uuid4())
     ok(client.request("chat.send", {"sessionKey": "main", "message": "run echo", "idempotencyKey": run_id}))
@@ -255,9 +260,7 @@ def test_a_failing_tool_goes_back_to_the_model(gateway_factory, ws_clients, mode
     model_server.script(
         Stream(openai_tool_calls([("call_9", "read", ['{"path": "missing.txt"}'])])),
         Stream(openai_text(["No such file, sorry."])))
-    gw = gateway_factory({**FULL, "models": {"providers": {"fake": {
-        "api": "openai-completions", "baseUrl": model_server.url + "/v1", "apiKey": "sk-test",
-        "timeoutSeconds": 5, "models": [{"id": "m1"}]}}}, "agents": {"defaults": {"model": "fake/m1"}}})
+    gw = gateway_factory(with_model(model_server))
     client = ws_clients(gw.url)
     ok(client.request("chat.send", {"sessionKey": "main", "message": "read it",
                                     "idempotencyKey": str(uuid.uuid4())}))
@@ -277,9 +280,7 @@ def test_abort_kills_the_running_tool(gateway_factory, ws_clients, model_server)
     tag = f"5{uuid.uuid4().int % 1000}.{uuid.uuid4().int % 1000}"
     model_server.script(Stream(openai_tool_calls(
         [("call_5", "exec", [json.dumps({"command": f"sleep {tag}"})])])))
-    gw = gateway_factory({**FULL, "models": {"providers": {"fake": {
-        "api": "openai-completions", "baseUrl": model_server.url + "/v1", "apiKey": "sk-test",
-        "timeoutSeconds": 5, "models": [{"id": "m1"}]}}}, "agents": {"defaults": {"model": "fake/m1"}}})
+    gw = gateway_factory(with_model(model_server))
     client = ws_clients(gw.url)
     ok(client.request("chat.send", {"sessionKey": "main", "message": "sleep",
                                     "idempotencyKey": str(uuid.uuid4())}))
