@@ -27,7 +27,7 @@ import pykka
 from actors import registry
 from actors.agent import AgentActor
 from actors.base import DEFERRED, Call, GatewayActor, Reply
-from actors.base import answer as _answer  # noqa: E501 - one helper for DEFERRED answers
+from actors.base import answer as _answer
 from actors.clock import CLOCK
 from actors.dedupe import DedupeCache
 from actors.run import Run, RunOutcome, RunSpec

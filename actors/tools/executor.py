@@ -29,7 +29,7 @@ import pykka
 
 from actors import registry
 from actors.base import DEFERRED, Call, GatewayActor, Reply
-from actors.base import answer as _answer  # noqa: E501 - one helper for DEFERRED answers
+from actors.base import answer as _answer
 from actors.clock import CLOCK
 from actors.config_schema import Exec
 from actors.tools import fs, policy, workspace
