@@ -83,13 +83,16 @@ def test_hello_ok_shape(gw, ws_clients):
                                             "chat.abort", "chat.history",
                                             "chat.send", "config.apply", "config.get",
                                             "config.patch", "config.schema", "config.set",
+                                            "exec.approval.list", "exec.approval.resolve",
                                             "gateway.restart", "gateway.restart.request", "health",
                                             "models.list", "pairing.approve", "pairing.list",
                                             "send", "sessions.compact", "sessions.delete",
                                             "sessions.list", "sessions.patch", "sessions.preview",
-                                            "sessions.reset", "status", "system-presence"]
+                                            "sessions.reset", "status", "system-presence",
+                                            "tools.invoke"]
     assert hello["features"]["events"] == ["connect.challenge", "tick", "presence", "health", "shutdown",
-                                           "chat", "agent", "sessions.changed"]
+                                           "chat", "agent", "sessions.changed",
+                                           "exec.approval.requested", "exec.approval.resolved"]
 
     snap = hello["snapshot"]
     assert {"presence", "health", "stateVersion", "uptimeMs"} <= set(snap)
