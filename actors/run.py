@@ -26,7 +26,7 @@ from actors.providers import (CancelToken, ChatRequest, Event, Message, NoProvid
                               ProviderError, Result, TextDelta, ToolCall, ToolCallComplete,
                               resolve_candidates)
 from actors.run_events import RunEvents, now_ms
-from actors.tools.executor import ToolRequest
+from actors.tools.executor import ToolOutcome, ToolRequest
 from actors.tools.specs import TOOL_SPECS
 
 log = logging.getLogger("openclaw.agent")
@@ -127,10 +127,10 @@ def provider_messages(stored: list[dict], run_id: str | None = None
     return out, notes
 
 
-def tool_result_text(outcome: dict) -> str:
+def tool_result_text(outcome: ToolOutcome) -> str:
     """What the model reads of a tool call: exec output as text, other results as JSON, and
     the error first when it failed."""
-    output = outcome.get("output")
+    output = outcome.output
     if isinstance(output, dict) and isinstance(output.get("output"), str):
         body = output["output"]
         if output.get("exitCode") not in (None, 0) or output.get("status") == "running":
@@ -142,8 +142,8 @@ def tool_result_text(outcome: dict) -> str:
         body = ""
     else:
         body = msgspec.json.encode(output).decode()
-    if not outcome.get("ok"):
-        return f"Error: {outcome.get('error') or 'tool failed'}" + (f"\n{body}" if body else "")
+    if not outcome.ok:
+        return f"Error: {outcome.error or 'tool failed'}" + (f"\n{body}" if body else "")
     return body
 
 
@@ -323,19 +323,18 @@ class Run:
         args = call.input()
         outcome = self._invoke(call, args if isinstance(args, dict) else {})
         text = tool_result_text(outcome)
-        self.events.tool("result", call.name, call.id, result=outcome.get("output"),
-                         isError=not outcome["ok"], **({"error": outcome["error"]}
-                                                       if not outcome["ok"] else {}))
+        self.events.tool("result", call.name, call.id, result=outcome.output,
+                         isError=not outcome.ok, **({} if outcome.ok else {"error": outcome.error}))
         call_sync(store, "append", self.spec.session_key, {
             "role": "toolResult", "toolCallId": call.id, "toolName": call.name,
-            "content": [{"type": "text", "text": text}], "isError": not outcome["ok"],
+            "content": [{"type": "text", "text": text}], "isError": not outcome.ok,
             "runId": self.run_id}, session_id=self.spec.session_id)
 
-    def _invoke(self, call: ToolCall, args: dict) -> dict:
+    def _invoke(self, call: ToolCall, args: dict) -> ToolOutcome:
         """Wait for the executor, waking for an abort (which cancels the call there)."""
         tools = registry.whereis("tools")
         if tools is None:
-            return {"ok": False, "error": "the tool executor is not running", "output": None}
+            return ToolOutcome(tool=call.name, ok=False, error="the tool executor is not running")
         done, box = threading.Event(), []
 
         def reply(result: Any, err: BaseException | None) -> None:
@@ -354,11 +353,11 @@ class Run:
                 done.wait(2.0)
                 break
         if not box:
-            return {"ok": False, "error": "aborted", "output": None}
+            return ToolOutcome(tool=call.name, ok=False, error="aborted")
         result, err = box[0]
         if err is not None:
-            return {"ok": False, "error": str(err), "output": None}
-        return {"ok": result.ok, "error": result.error, "output": result.output}
+            return ToolOutcome(tool=call.name, ok=False, error=str(err))
+        return result
 
     def _save(self, store: Any, result: Result, stop_reason: str) -> None:
         """The assistant turn as the user saw it (partial text of an aborted run included)."""

@@ -177,7 +177,7 @@ class ToolExecutor(GatewayActor):
         if not args.command.strip():
             raise fs.ToolArgsError("invalid args for exec: command: must be non-empty")
         try:
-            cwd = workspace.resolve(self._workspace, args.workdir) if args.workdir else self._workspace
+            cwd = self._cwd(args)
         except workspace.WorkspaceError as exc:
             _answer(reply, _failed("exec", str(exc)))
             return
@@ -252,7 +252,7 @@ class ToolExecutor(GatewayActor):
         if decision == "deny":
             _answer(reply[0], _failed("exec", "exec denied"))
             return {"entries": []}
-        cwd = workspace.resolve(self._workspace, args.workdir) if args.workdir else self._workspace
+        cwd = self._cwd(args)
         self._start(request, args, cwd, *reply)
         if decision != "allow-always":
             return {"entries": []}
@@ -270,7 +270,7 @@ class ToolExecutor(GatewayActor):
             if entry is not None:
                 request, args, decision, reply = entry
                 fallback = policy.fallback(decision, self._cfg)
-                cwd = workspace.resolve(self._workspace, args.workdir) if args.workdir else self._workspace
+                cwd = self._cwd(args)
                 self._decided(request, args, fallback, cwd, reply)
 
     def _schedule_expiry(self) -> None:
@@ -346,6 +346,9 @@ class ToolExecutor(GatewayActor):
         marker, token = self._reaper.env_marker()
         env.update({"OPENCLAW_SHELL": "exec", marker: token})
         return env
+
+    def _cwd(self, args: ExecArgs) -> Path:
+        return workspace.resolve(self._workspace, args.workdir) if args.workdir else self._workspace
 
     def _path(self) -> str:
         return os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
