@@ -288,27 +288,26 @@ class ToolExecutor(GatewayActor):
         cfg = self._cfg
         timeout = cfg.timeout_seconds if args.timeout is None else max(0, args.timeout)
         me, job_id = self.actor_ref, uuid.uuid4().hex[:12]
-        job_box: list[_Job] = []
 
         def output(text: str) -> None:  # the reader thread; only while the caller waits
-            if on_output is not None and job_box and job_box[0].reply is not None:
+            if on_output is not None and job.reply is not None:
                 on_output(text)
 
         proc = ExecProcess(args.command, cwd, self._env(args.env), timeout_s=float(timeout),
                            output_cap=cfg.output_cap, reaper=self._reaper, on_output=output,
                            on_exit=lambda _p: _tell(me, "exited", job_id))
+        job = _Job(job_id, args.command, proc, request.call_id, request.session_key)
+        # set before the start: a fast command's first output must find its caller waiting
+        job.reply = None if args.background else reply
         try:
             proc.start()
         except OSError as exc:
             _answer(reply, _failed("exec", f"exec failed to start: {exc}"))
             return
-        job = _Job(job_id, args.command, proc, request.call_id, request.session_key)
-        job_box.append(job)
         self._jobs[job_id] = job
         if args.background:
             _answer(reply, ToolOutcome(tool="exec", ok=True, output=self._running(job)))
             return
-        job.reply = reply
         yield_ms = cfg.background_ms if args.yieldMs is None else max(10, args.yieldMs)
         job.timer = CLOCK.call_later(yield_ms / 1000, lambda: _tell(me, "yielded", job_id))
 
