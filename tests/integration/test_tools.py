@@ -16,7 +16,8 @@ import httpx
 import json5
 
 from tests.conftest import TOKEN, ok, wait_until
-from tests.fakes.model_server import Stream, openai_text, openai_tool_calls
+from tests.fakes.model_server import (Stream, anthropic_text, anthropic_tool_use, openai_text,
+                                      openai_tool_calls)
 
 AUTH = {"gateway": {"auth": {"mode": "token", "token": TOKEN}}}
 FULL = {**AUTH, "tools": {"exec": {"security": "full", "ask": "off"}}}
@@ -24,10 +25,11 @@ WRITER = ["operator.read", "operator.write"]  # no approvals scope: not an appro
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def with_model(server) -> dict:
+def with_model(server, api: str = "openai-completions") -> dict:
     """FULL with the local model stand-in as the agent's model."""
+    base = server.url if api == "anthropic-messages" else server.url + "/v1"
     return {**FULL, "models": {"providers": {"fake": {
-        "api": "openai-completions", "baseUrl": server.url + "/v1", "apiKey": "sk-test",
+        "api": api, "baseUrl": base, "apiKey": "sk-test",
         "timeoutSeconds": 5, "models": [{"id": "m1"}]}}}, "agents": {"defaults": {"model": "fake/m1"}}}
 
 
@@ -254,6 +256,32 @@ def test_agent_turn_calls_a_tool_and_answers(gateway_factory, ws_clients, model_
     roles = [m["role"] for m in history]
     assert roles == ["user", "assistant", "toolResult", "assistant"], roles
     assert history[2]["toolCallId"] == "call_1" and history[2]["isError"] is False
+
+
+def test_anthropic_tool_use_runs_the_tool_and_returns_a_tool_result(gateway_factory, ws_clients,
+                                                                     model_server):
+    model_server.script(
+        Stream(anthropic_tool_use("Checking.", "toolu_1", "write",
+                                  ['{"path": "note.txt", ', '"content": "from claude"}'])),
+        Stream(anthropic_text(["Written."])))
+    gw = gateway_factory(with_model(model_server, api="anthropic-messages"))
+    client = ws_clients(gw.url)
+    ok(client.request("chat.send", {"sessionKey": "main", "message": "write a note",
+                                    "idempotencyKey": str(uuid.uuid4())}))
+    final = wait_until(lambda: next((f["payload"] for f in [client.recv(10)] if f.get("event") == "chat"
+                                     and f["payload"]["state"] in ("final", "error")), None), 15,
+                       what="the run's end")
+    assert final["state"] == "final" and final["message"]["content"][0]["text"] == "Checking.Written."
+    assert (Path(gw.state_dir) / "workspace" / "note.txt").read_text() == "from claude"
+    first, second = (r["body"] for r in model_server.requests[:2])
+    assert any(t["name"] == "write" and t["input_schema"]["type"] == "object" for t in first["tools"])
+    assistant, results = second["messages"][-2:]
+    assert assistant == {"role": "assistant", "content": [
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "toolu_1", "name": "write",
+         "input": {"path": "note.txt", "content": "from claude"}}]}
+    assert results["role"] == "user" and results["content"][0]["type"] == "tool_result"
+    assert results["content"][0]["tool_use_id"] == "toolu_1" and "is_error" not in results["content"][0]
 
 
 def test_a_failing_tool_goes_back_to_the_model(gateway_factory, ws_clients, model_server):
