@@ -299,6 +299,7 @@ class ToolExecutor(GatewayActor):
         job = _Job(job_id, args.command, proc, request.call_id, request.session_key)
         # set before the start: a fast command's first output must find its caller waiting
         job.reply = None if args.background else reply
+        self._ensure_reaper()
         try:
             proc.start()
         except OSError as exc:
@@ -310,6 +311,18 @@ class ToolExecutor(GatewayActor):
             return
         yield_ms = cfg.background_ms if args.yieldMs is None else max(10, args.yieldMs)
         job.timer = CLOCK.call_later(yield_ms / 1000, lambda: _tell(me, "yielded", job_id))
+
+    def _ensure_reaper(self) -> None:
+        """A reaper that died (killed by hand, the OOM killer) is replaced before the next exec;
+        the new one watches every live group and keeps the token, so its /proc net still
+        covers processes that left their group."""
+        if self._reaper.running:
+            return
+        log.warning("the tool reaper (pid %s) is gone; starting a new one", self._reaper.pid)
+        self._reaper.start()
+        for job in self._jobs.values():
+            if job.proc.running and job.proc.pid is not None:
+                self._reaper.watch(job.proc.pid)
 
     def yielded(self, job_id: str) -> None:
         """Still running after yieldMs: the caller gets `running`, the job goes on."""

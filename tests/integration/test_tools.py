@@ -223,6 +223,37 @@ def test_kill_9_of_the_gateway_leaves_no_tool_process(gateway_factory, ws_client
     wait_until(lambda: not marked(f"sleep {tag}"), 10, what="the tool processes to die with the gateway")
 
 
+def reapers_of(pid: int) -> list[int]:
+    """Live reaper processes started by the gateway `pid`."""
+    found = []
+    for child in marked("actors.tools.reaper"):
+        try:
+            if int((Path("/proc") / str(child) / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(child)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_dead_reaper_is_replaced_before_the_next_exec(gateway_factory, ws_clients):
+    gw = gateway_factory(FULL)
+    client = ws_clients(gw.url, scopes=WRITER)
+    [first] = wait_until(lambda: reapers_of(gw.proc.pid), 5, what="the gateway's reaper")
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: not reapers_of(gw.proc.pid), 5, what="the reaper to die")
+    tag = f"6{uuid.uuid4().int % 1000}.{uuid.uuid4().int % 1000}"
+    # two children: PDEATHSIG reaches bash only, the reaper has to kill them
+    res = invoke(client, "exec", {"command": f"sleep {tag} & sleep {tag} & wait", "background": True})
+    assert res["output"]["status"] == "running"
+    [second] = wait_until(lambda: reapers_of(gw.proc.pid), 5, what="a new reaper")
+    assert second != first
+    wait_until(lambda: len(marked(f"sleep {tag}")) >= 3, 5, what="bash and its two sleeps")
+    time.sleep(0.2)  # the new reaper has read its watch line
+    os.kill(gw.proc.pid, signal.SIGKILL)
+    gw.proc.wait(5)
+    wait_until(lambda: not marked(f"sleep {tag}"), 10, what="the sleeps to die with the gateway")
+
+
 def test_agent_turn_calls_a_tool_and_answers(gateway_factory, ws_clients, model_server):
     model_server.script(
         Stream(openai_tool_calls([("call_1", "exec", ['{"command": "echo ', 'tool-output"}'])])),
