@@ -33,6 +33,7 @@ class Caller(msgspec.Struct, frozen=True):
     client_mode: str = ""
     device_id: str | None = None
     caps: frozenset[str] = frozenset()
+    display_name: str = ""
 
 
 @dataclass

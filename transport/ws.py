@@ -214,7 +214,8 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         client = params.client
         device_id = params.device.id if params.device is not None else None
         self.caller = Caller(self.conn_id, role, frozenset(scopes), self.remote_ip, self.loopback,
-                             client.id, client.mode, device_id, frozenset(params.caps))
+                             client.id, client.mode, device_id, frozenset(params.caps),
+                             client.display_name or "")
         self.ws_connection.params.max_message_size = MAX_PAYLOAD
         for handle in self._timers:
             handle.cancel()

@@ -165,7 +165,8 @@ def _ask_in_thread(client, command: str) -> tuple[threading.Thread, list]:
 
 def test_approval_flow_over_websocket(gateway_factory, ws_clients):
     gw = gateway_factory(AUTH)
-    approver = ws_clients(gw.url, scopes=["operator.approvals"])
+    approver = ws_clients(gw.url, scopes=["operator.approvals"], client={
+        "id": "test", "displayName": "Ops laptop", "version": "1.0.0", "platform": "linux", "mode": "test"})
     client = ws_clients(gw.url, scopes=WRITER)
     # allow-once: the command runs
     thread, box = _ask_in_thread(client, "echo approved-once")
@@ -178,6 +179,7 @@ def test_approval_flow_over_websocket(gateway_factory, ws_clients):
     assert ok(approver.request("exec.approval.resolve", {"id": asked["id"][:8], "decision": "allow-once"}))
     resolved = approver.event("exec.approval.resolved")["payload"]
     assert resolved["id"] == asked["id"] and resolved["decision"] == "allow-once"
+    assert resolved["resolvedBy"] == "Ops laptop"
     thread.join(10)
     assert box[0]["ok"] is True and box[0]["output"]["output"] == "approved-once\n"
     # deny: refused

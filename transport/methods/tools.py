@@ -113,7 +113,7 @@ async def approval_resolve(params: ResolveParams, ctx) -> dict:
     if params.decision not in DECISIONS:
         raise invalid("invalid decision")
     caller = ctx.caller
-    resolved_by = getattr(caller, "display_name", "") or caller.client_id or caller.conn_id
+    resolved_by = caller.display_name or caller.client_id or caller.conn_id
     try:
         result = await _tools("resolve_approval", params.id.strip(), params.decision, resolved_by)
     except ApprovalError as exc:
