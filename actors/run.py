@@ -314,6 +314,7 @@ class Run:
                 self._tool(store, call)
                 if self.cancel_token.cancelled:
                     return self._cancelled() or self.outcome("aborted", error="aborted")
+            self.events.new_turn()
         return self.outcome("error", error=f"run stopped after {MAX_TOOL_ROUNDS} tool rounds",
                             error_kind="unknown", usage=usage)
 

@@ -52,6 +52,7 @@ class RunEvents:
         self._last_flush = 0.0
         self._timer: Timer | None = None
         self._closed = False
+        self._new_paragraph = False  # the next text starts a new model turn's paragraph
 
     @property
     def text(self) -> str:
@@ -100,12 +101,21 @@ class RunEvents:
         with self._lock:
             if self._closed or not piece:
                 return
+            if self._new_paragraph:
+                self._new_paragraph = False
+                piece = "\n\n" + piece
             self._text += piece
             wait = self._last_flush + DELTA_INTERVAL_S - time.monotonic()
             if wait <= 0:
                 self._flush()
             elif self._timer is None:
                 self._timer = CLOCK.call_later(wait, self._flush_later)
+
+    def new_turn(self) -> None:
+        """The model answers again after tool results: the run's text (what clients and
+        channels show) gets its words as a new paragraph, not glued to the last turn's."""
+        with self._lock:
+            self._new_paragraph = bool(self._text)
 
     def tool(self, phase: str, name: str, tool_call_id: str, **data: Any) -> None:
         with self._lock:

@@ -304,7 +304,7 @@ def test_anthropic_tool_use_runs_the_tool_and_returns_a_tool_result(gateway_fact
     final = wait_until(lambda: next((f["payload"] for f in [client.recv(10)] if f.get("event") == "chat"
                                      and f["payload"]["state"] in ("final", "error")), None), 15,
                        what="the run's end")
-    assert final["state"] == "final" and final["message"]["content"][0]["text"] == "Checking.Written."
+    assert final["state"] == "final" and final["message"]["content"][0]["text"] == "Checking.\n\nWritten."
     assert (Path(gw.state_dir) / "workspace" / "note.txt").read_text() == "from claude"
     first, second = (r["body"] for r in model_server.requests[:2])
     assert any(t["name"] == "write" and t["input_schema"]["type"] == "object" for t in first["tools"])
