@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import json5
+import pytest
 
 from tests.conftest import TOKEN, ok, wait_until
 from tests.fakes.model_server import (Stream, anthropic_text, anthropic_tool_use, openai_text,
@@ -53,6 +54,19 @@ def marked(tag: str) -> list[int]:
     return found
 
 
+@pytest.fixture
+def sleep_arg():
+    """A unique `sleep` argument (seconds, up to ~2.8 h) that marks one test's tool processes;
+    any still alive at the end (a failed test) are killed."""
+    arg = f"{1000 + uuid.uuid4().int % 9000}.{uuid.uuid4().int % 1000}"
+    yield arg
+    for pid in marked(f"sleep {arg}"):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_exec_runs_in_the_workspace_and_reports_failure(gateway_factory, ws_clients):
     gw = gateway_factory(FULL)
     client = ws_clients(gw.url, scopes=WRITER)
@@ -69,14 +83,14 @@ def test_exec_runs_in_the_workspace_and_reports_failure(gateway_factory, ws_clie
     assert res["error"]["output"]["exitCode"] == 2
 
 
-def test_timeout_kills_the_whole_group_and_output_is_capped(gateway_factory, ws_clients):
+def test_timeout_kills_the_whole_group_and_output_is_capped(gateway_factory, ws_clients, sleep_arg):
     gw = gateway_factory({**FULL, "tools": {"exec": {"security": "full", "ask": "off",
                                                       "outputCap": 1000}}})
     client = ws_clients(gw.url, scopes=WRITER)
-    tag = f"{uuid.uuid4().int % 1000}.{uuid.uuid4().int % 1000}"
-    res = invoke(client, "exec", {"command": f"sleep 3{tag} & sleep 3{tag} & wait", "timeout": 1})
+    tag = sleep_arg
+    res = invoke(client, "exec", {"command": f"sleep {tag} & sleep {tag} & wait", "timeout": 1})
     assert res["ok"] is False and res["error"]["message"] == "command timed out"
-    wait_until(lambda: not marked(f"sleep 3{tag}"), 8, what="the timed-out group to be gone")
+    wait_until(lambda: not marked(f"sleep {tag}"), 8, what="the timed-out group to be gone")
     res = invoke(client, "exec", {"command": "printf 'x%.0s' $(seq 5000)"})
     out = res["output"]["output"]
     assert out.startswith("[output truncated: 4000 chars dropped]\n") and out.endswith("x" * 1000)
@@ -213,10 +227,10 @@ def test_allow_always_extends_the_allowlist(gateway_factory, ws_clients):
     assert not [e for e in approver.events if e["event"] == "exec.approval.requested"]
 
 
-def test_kill_9_of_the_gateway_leaves_no_tool_process(gateway_factory, ws_clients):
+def test_kill_9_of_the_gateway_leaves_no_tool_process(gateway_factory, ws_clients, sleep_arg):
     gw = gateway_factory(FULL)
     client = ws_clients(gw.url, scopes=WRITER)
-    tag = f"4{uuid.uuid4().int % 1000}.{uuid.uuid4().int % 1000}"
+    tag = sleep_arg
     res = invoke(client, "exec", {"command": f"sleep {tag} & sleep {tag} & wait", "background": True})
     assert res["output"]["status"] == "running"
     wait_until(lambda: len(marked(f"sleep {tag}")) >= 3, 5, what="bash and its two sleeps")
@@ -237,13 +251,13 @@ def reapers_of(pid: int) -> list[int]:
     return found
 
 
-def test_a_dead_reaper_is_replaced_before_the_next_exec(gateway_factory, ws_clients):
+def test_a_dead_reaper_is_replaced_before_the_next_exec(gateway_factory, ws_clients, sleep_arg):
     gw = gateway_factory(FULL)
     client = ws_clients(gw.url, scopes=WRITER)
     [first] = wait_until(lambda: reapers_of(gw.proc.pid), 5, what="the gateway's reaper")
     os.kill(first, signal.SIGKILL)
     wait_until(lambda: not reapers_of(gw.proc.pid), 5, what="the reaper to die")
-    tag = f"6{uuid.uuid4().int % 1000}.{uuid.uuid4().int % 1000}"
+    tag = sleep_arg
     # two children: PDEATHSIG reaches bash only, the reaper has to kill them
     res = invoke(client, "exec", {"command": f"sleep {tag} & sleep {tag} & wait", "background": True})
     assert res["output"]["status"] == "running"
@@ -337,8 +351,8 @@ def test_a_failing_tool_goes_back_to_the_model(gateway_factory, ws_clients, mode
     assert history[2]["isError"] is True
 
 
-def test_abort_kills_the_running_tool(gateway_factory, ws_clients, model_server):
-    tag = f"5{uuid.uuid4().int % 1000}.{uuid.uuid4().int % 1000}"
+def test_abort_kills_the_running_tool(gateway_factory, ws_clients, model_server, sleep_arg):
+    tag = sleep_arg
     model_server.script(Stream(openai_tool_calls(
         [("call_5", "exec", [json.dumps({"command": f"sleep {tag}"})])])))
     gw = gateway_factory(with_model(model_server))
