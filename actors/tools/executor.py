@@ -299,8 +299,8 @@ class ToolExecutor(GatewayActor):
         job = _Job(job_id, args.command, proc, request.call_id, request.session_key)
         # set before the start: a fast command's first output must find its caller waiting
         job.reply = None if args.background else reply
-        self._ensure_reaper()
         try:
+            self._ensure_reaper()
             proc.start()
         except OSError as exc:
             _answer(reply, _failed("exec", f"exec failed to start: {exc}"))
