@@ -42,7 +42,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import signal
 import socket
 import statistics
@@ -60,7 +59,8 @@ sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
 from loadgen import SyncConn, parse_frames, percentile, request_frame  # noqa: E402
-from run import TOKEN, Server, bench_parser, free_port, gateway_server, log, run_main, source_info  # noqa: E402
+from run import (TOKEN, Server, bench_parser, drop_tmp,  # noqa: E402
+                 fill_defaults, free_port, gateway_server, log, run_main, source_info)
 from tests.fakes.telegram_api import TelegramApi, _Handler  # noqa: E402
 
 from actors.channels.telegram import _Client  # noqa: E402  (the adapter's Bot API client)
@@ -481,10 +481,7 @@ def run(args: argparse.Namespace) -> dict:
             gw.stop()
         kill_leftovers(pids_seen)
         api.stop()
-        if args.keep:
-            log(f"kept {tmp}", quiet)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        drop_tmp(tmp, args.keep, quiet)
     result["machine"]["loadavg_end"] = os.getloadavg()
     channel_peak = max(v for k, v in result["rss"].items() if k.startswith("channel") and v)
     result["rss_ok"] = channel_peak / 1024.0 < RSS_TARGET_MB
@@ -563,10 +560,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = {"messages": 500 if args.quick else 2000, "rounds": 1 if args.quick else 3,
                 "serial": 100 if args.quick else 300, "probes": 100 if args.quick else 500,
                 "kills": 3 if args.quick else 5}
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return fill_defaults(args, defaults)
 
 
 def main(argv: list[str] | None = None) -> int:

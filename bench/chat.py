@@ -41,7 +41,6 @@ import asyncio
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
@@ -56,7 +55,8 @@ sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
 from loadgen import EVENT_PREFIX, RES_PREFIX, WSConn, open_conn, percentile, text_frame  # noqa: E402
-from run import TOKEN, Server, bench_parser, free_port, gateway_server, log, run_main  # noqa: E402
+from run import (TOKEN, Server, bench_parser, drop_tmp,  # noqa: E402
+                 fill_defaults, free_port, gateway_server, log, run_main)
 from tests.fakes.model_server import ModelServer, Stream, openai_text  # noqa: E402
 
 CHAT_PREFIX = EVENT_PREFIX + b',"event":"chat"'
@@ -475,10 +475,7 @@ def run(args: argparse.Namespace) -> dict:
         for gw in gateways:
             gw.stop()
         model.stop()
-        if args.keep:
-            log(f"kept {tmp}", quiet)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        drop_tmp(tmp, args.keep, quiet)
     result["machine"]["loadavg_end"] = os.getloadavg()
     failures = []
     for name, g in result["gateways"].items():
@@ -557,10 +554,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     defaults = {"warmup": 0.5 if args.quick else 1.0, "duration": 1.5 if args.quick else 5.0,
                 "fanout_duration": 4.0 if args.quick else 8.0}
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return fill_defaults(args, defaults)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -317,10 +317,7 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         for server in servers:
             server.stop()
-        if args.keep:
-            log(f"kept {tmp}", quiet)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        drop_tmp(tmp, args.keep, quiet)
     result["machine"]["loadavg_end"] = os.getloadavg()
     result["verdict"] = verdict(result)
     return result
@@ -408,6 +405,22 @@ def _mb(kb: int | None) -> str:
     return "?" if kb is None else f"{kb / 1024:.1f}"
 
 
+def drop_tmp(tmp: Path, keep: bool, quiet: bool) -> None:
+    """The end of a benchmark's temp dir: removed, or kept (and named) with --keep."""
+    if keep:
+        log(f"kept {tmp}", quiet)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fill_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> argparse.Namespace:
+    """Options left unset get `defaults` (which depend on --quick, hence not argparse's)."""
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
 def bench_parser(doc: str, quick_help: str, save: bool = True) -> argparse.ArgumentParser:
     """The options every benchmark has: --quick, --json, --verbose and (with `save`) --save."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
@@ -439,10 +452,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     defaults = {"rounds": 3, "duration": 3.0 if args.quick else 10.0, "warmup": 1.0 if args.quick else 2.0,
                 "latency_requests": 1000 if args.quick else 3000, "cold_starts": 3 if args.quick else 5}
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return fill_defaults(args, defaults)
 
 
 def run_main(args: argparse.Namespace, run: Callable[[argparse.Namespace], dict],

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sqlite3
 import sys
 import tempfile
@@ -47,8 +46,8 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
-from run import (NOISY_OTHER_PCT, TOKEN, Server, _mb, bench_parser, free_port,  # noqa: E402
-                 gateway_server, log, median_of, run_main, source_info)
+from run import (NOISY_OTHER_PCT, TOKEN, Server, _mb, bench_parser, drop_tmp,  # noqa: E402
+                 fill_defaults, free_port, gateway_server, log, median_of, run_main, source_info)
 
 TARGETS = {"list_rps": 8000.0}
 # (name, column title, params). `{}` is the target's load; identical requests in flight share
@@ -263,10 +262,7 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         for server in servers:
             server.stop()
-        if args.keep:
-            log(f"kept {tmp}", quiet)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        drop_tmp(tmp, args.keep, quiet)
     result["machine"]["loadavg_end"] = os.getloadavg()
     checks = {"list_rps": (result["list"]["list"]["median_rps"] or 0) >= TARGETS["list_rps"]}
     errors = sum(v["errors"] for v in result["list"].values())
@@ -343,11 +339,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.sessions < 1:
         parser.error("--sessions must be at least 1")
-    if args.duration is None:
-        args.duration = 2.0 if args.quick else 5.0
-    if args.warmup is None:
-        args.warmup = 1.0 if args.quick else 2.0
-    return args
+    return fill_defaults(args, {"duration": 2.0 if args.quick else 5.0, "warmup": 1.0 if args.quick else 2.0})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,6 @@ import http.client
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
@@ -58,7 +57,8 @@ sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
 from loadgen import RES_PREFIX, SyncConn, percentile, request_frame  # noqa: E402
-from run import TOKEN, Server, bench_parser, free_port, gateway_server, log, run_main, source_info  # noqa: E402
+from run import (TOKEN, Server, bench_parser, drop_tmp,  # noqa: E402
+                 fill_defaults, free_port, gateway_server, log, run_main, source_info)
 from tests.fakes.model_server import ModelServer, Stream, _Handler, openai_text, openai_tool_calls  # noqa: E402
 
 HEALTH_TARGET_P99_MS = 50.0
@@ -497,10 +497,7 @@ def run(args: argparse.Namespace) -> dict:
         if gw is not None:
             gw.stop()
         model.stop()
-        if args.keep:
-            log(f"kept {tmp}", quiet)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        drop_tmp(tmp, args.keep, quiet)
     result["machine"]["loadavg_end"] = os.getloadavg()
     failures = []
     if result["http_exec"]["failures"]:
@@ -582,10 +579,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, state)")
     args = parser.parse_args(argv)
     defaults = {"count": 100 if args.quick else 300, "agent_count": 10 if args.quick else 50}
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return fill_defaults(args, defaults)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -516,10 +516,6 @@ class ExecProcess:
         return self._pid
 
     @property
-    def pgid(self) -> int | None:
-        return self._pid  # start_new_session: the shell leads its own group
-
-    @property
     def running(self) -> bool:
         with self._lock:
             return self._proc is not None and not self._ended
@@ -533,11 +529,6 @@ class ExecProcess:
     def signal(self) -> str | None:
         with self._lock:
             return self._signal
-
-    @property
-    def timed_out(self) -> bool:
-        with self._lock:
-            return self._timed_out
 
     @property
     def kill_reason(self) -> str | None:

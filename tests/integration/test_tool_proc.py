@@ -16,8 +16,9 @@ import sys
 import textwrap
 import threading
 import time
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -25,19 +26,13 @@ from actors.tools import proc as proc_mod
 from actors.tools.fs import ToolError
 from actors.tools.proc import ExecProcess, ProcError, _OutputBuffer, group_alive
 from actors.tools.reaper import OWNER_ENV, Reaper
+from tests import conftest
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+wait_until = partial(conftest.wait_until, timeout=5.0, interval=0.02)
 
 
 def proc_stat(pid: int) -> tuple[str, int, int] | None:

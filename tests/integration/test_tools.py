@@ -16,7 +16,7 @@ import httpx
 import json5
 import pytest
 
-from tests.conftest import TOKEN, ok, wait_until
+from tests.conftest import TOKEN, chat_events, ok, wait_until
 from tests.fakes.model_server import (Stream, anthropic_text, anthropic_tool_use, openai_text,
                                       openai_tool_calls)
 
@@ -313,11 +313,9 @@ def test_anthropic_tool_use_runs_the_tool_and_returns_a_tool_result(gateway_fact
         Stream(anthropic_text(["Written."])))
     gw = gateway_factory(with_model(model_server, api="anthropic-messages"))
     client = ws_clients(gw.url)
-    ok(client.request("chat.send", {"sessionKey": "main", "message": "write a note",
-                                    "idempotencyKey": str(uuid.uuid4())}))
-    final = wait_until(lambda: next((f["payload"] for f in [client.recv(10)] if f.get("event") == "chat"
-                                     and f["payload"]["state"] in ("final", "error")), None), 15,
-                       what="the run's end")
+    run_id = str(uuid.uuid4())
+    ok(client.request("chat.send", {"sessionKey": "main", "message": "write a note", "idempotencyKey": run_id}))
+    final = chat_events(client, run_id, timeout=15)[-1]
     assert final["state"] == "final" and final["message"]["content"][0]["text"] == "Checking.\n\nWritten."
     assert (Path(gw.state_dir) / "workspace" / "note.txt").read_text() == "from claude"
     first, second = (r["body"] for r in model_server.requests[:2])
@@ -337,11 +335,9 @@ def test_a_failing_tool_goes_back_to_the_model(gateway_factory, ws_clients, mode
         Stream(openai_text(["No such file, sorry."])))
     gw = gateway_factory(with_model(model_server))
     client = ws_clients(gw.url)
-    ok(client.request("chat.send", {"sessionKey": "main", "message": "read it",
-                                    "idempotencyKey": str(uuid.uuid4())}))
-    final = wait_until(lambda: next((f["payload"] for f in [client.recv(10)] if f.get("event") == "chat"
-                                     and f["payload"]["state"] in ("final", "error")), None), 15,
-                       what="the run's end")
+    run_id = str(uuid.uuid4())
+    ok(client.request("chat.send", {"sessionKey": "main", "message": "read it", "idempotencyKey": run_id}))
+    final = chat_events(client, run_id, timeout=15)[-1]
     assert final["state"] == "final"
     tool_msgs = [m for m in model_server.requests[1]["body"]["messages"] if m["role"] == "tool"]
     assert tool_msgs == [{"role": "tool", "tool_call_id": "call_9",
