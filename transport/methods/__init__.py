@@ -7,10 +7,16 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+import msgspec
+
 READ, WRITE, ADMIN = "operator.read", "operator.write", "operator.admin"
 APPROVALS, PAIRING = "operator.approvals", "operator.pairing"
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+class NoParams(msgspec.Struct):
+    """The params of a method that takes none (any object is accepted)."""
 
 
 @dataclass(frozen=True)

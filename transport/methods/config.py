@@ -12,7 +12,7 @@ from msgspec import Meta
 from actors.config_load import ConfigSnapshot, effective, redact
 from actors.config_write import WriteError, WriteResult, first_leaf
 from transport import bridge
-from transport.methods import ADMIN, READ, method
+from transport.methods import ADMIN, READ, NoParams, method
 from transport.protocol import invalid
 from transport.ratelimit import check_control_plane
 from transport.reload import apply_snapshot
@@ -22,10 +22,6 @@ DEFAULT_RESTART_DELAY_MS = 2000
 WRITE_TIMEOUT_S = 20.0
 
 BASE_REQUIRED = "config base hash required; re-run config.get and retry"
-
-
-class NoParams(msgspec.Struct):
-    pass
 
 
 class _WriteParams(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):

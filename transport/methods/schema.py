@@ -3,14 +3,8 @@ UI hints. Admin scope: it describes every key, secrets included (not their value
 
 from __future__ import annotations
 
-import msgspec
-
 from actors.config_jsonschema import schema_payload
-from transport.methods import ADMIN, method
-
-
-class NoParams(msgspec.Struct):
-    pass
+from transport.methods import ADMIN, NoParams, method
 
 
 @method("config.schema", scope=ADMIN, params=NoParams)

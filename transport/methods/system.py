@@ -11,7 +11,7 @@ from msgspec import Meta
 
 from actors.health import DEFAULT_AGENT_ID
 from transport import bridge
-from transport.methods import ADMIN, READ, method
+from transport.methods import ADMIN, READ, NoParams, method
 from transport.protocol import PROJECT_VERSION, SERVER_VERSION
 
 
@@ -22,10 +22,6 @@ class HealthParams(msgspec.Struct, rename="camel"):
 
 class StatusParams(msgspec.Struct, rename="camel"):
     include_channel_summary: bool = True
-
-
-class NoParams(msgspec.Struct):
-    pass
 
 
 async def health_summary(state, probe: bool = False, timeout_ms: int = 10000) -> dict:

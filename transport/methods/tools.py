@@ -18,7 +18,7 @@ from actors.tools.approvals import ApprovalError
 from actors.tools.executor import ToolOutcome, ToolRequest, UnknownTool
 from actors.tools.fs import ToolArgsError
 from transport import bridge
-from transport.methods import APPROVALS, WRITE, method
+from transport.methods import APPROVALS, WRITE, NoParams, method
 from transport.protocol import UNAVAILABLE, GatewayError, invalid
 
 log = logging.getLogger("openclaw.tools")
@@ -41,10 +41,6 @@ class InvokeParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class ResolveParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     id: NonEmpty
     decision: str
-
-
-class NoParams(msgspec.Struct):
-    pass
 
 
 def tool_request(name: str, args: dict, session_key: str | None, agent_id: str | None,
