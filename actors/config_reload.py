@@ -17,6 +17,8 @@ _RULES: list[tuple[str, ReloadClass]] = [
     ("$schema", "none"),
     ("gateway.auth.rateLimit.**", "hot"),
     ("gateway.controlUi.allowedOrigins", "hot"),
+    ("gateway.trustedProxies", "hot"),
+    ("gateway.allowRealIpFallback", "hot"),
     ("gateway.reload.**", "none"),
     ("gateway.remote.**", "none"),
     ("gateway.channelHeartbeatMs", "channel"),

@@ -111,6 +111,11 @@ class Gateway(_Section):
     drain_timeout_ms: Annotated[int, doc("Drain budget of a stop, in ms", ge=0, le=600000)] = 25000
     restart_drain_timeout_ms: Annotated[int, doc("Drain budget of an in-process restart, in ms",
                                                  ge=0, le=3600000)] = 300000
+    trusted_proxies: Annotated[list[str], doc(
+        "Reverse proxy IPs or CIDRs whose X-Forwarded-For names the real client (rate limits, "
+        "presence); forwarded headers from any other peer are ignored")] = field(default_factory=list)
+    allow_real_ip_fallback: Annotated[bool, doc(
+        "Use X-Real-IP from a trusted proxy when it sends no X-Forwarded-For")] = False
     channel_heartbeat_ms: Annotated[int, doc("Channel process heartbeat; 3 missed = hung",
                                              ge=1000, le=60000)] = 5000
     canvas_host: Annotated[CanvasHost, doc("Canvas host listener (later)")] = \

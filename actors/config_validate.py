@@ -366,6 +366,15 @@ def is_ip(text: str) -> bool:
     return True
 
 
+def is_network(text: str) -> bool:
+    """An IP address or a CIDR block (host bits allowed: "10.0.0.1/24" means 10.0.0.0/24)."""
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def valid_bind(value: str) -> bool:
     """A bind mode, or an IP literal (whether it is local is checked at startup)."""
     return value in BIND_MODES or is_ip(value)
@@ -398,6 +407,10 @@ def _gateway_rules(gw: dict, add: Any) -> None:
     url = gw.get("remote", {}).get("url")
     if url is not None and not url.startswith(("ws://", "wss://")):
         add(Issue("gateway.remote.url", f'expected a ws:// or wss:// URL, got string "{url}"', "type"))
+    for i, entry in enumerate(gw.get("trustedProxies", [])):
+        if not is_network(entry):
+            add(Issue(f"gateway.trustedProxies[{i}]", f'invalid IP address or CIDR "{entry}" '
+                      '(expected e.g. "10.0.0.1" or "10.0.0.0/24")', "type"))
     base = gw.get("controlUi", {}).get("basePath")
     if base is not None and not base.startswith("/"):
         add(Issue("gateway.controlUi.basePath", f'expected a path starting with "/", got string "{base}"',

@@ -10,6 +10,7 @@ import hmac
 import ipaddress
 import time
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +35,67 @@ def is_loopback_ip(ip: str | None) -> bool:
 
 def is_loopback_request(remote_ip: str | None, headers: Any) -> bool:
     return is_loopback_ip(remote_ip) and not any(h in headers for h in PROXY_HEADERS)
+
+
+@lru_cache(maxsize=8)
+def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    out = []
+    for entry in trusted:
+        try:
+            out.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:  # validation refuses these; a stale entry trusts nothing
+            continue
+    return tuple(out)
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[::1]:8080" or "[::1]"
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:  # "1.2.3.4:5678"
+        text = text.split(":", 1)[0]
+    try:
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def _trusted(addr: Any, networks: tuple) -> bool:
+    return any(addr.version == net.version and addr in net for net in networks)
+
+
+def client_ip(peer: str | None, headers: Any, trusted: list[str], real_ip_fallback: bool = False) -> str | None:
+    """The address a request comes from: the TCP peer, unless the peer is one of the trusted
+    proxies (`gateway.trustedProxies`); then the right-most X-Forwarded-For entry that is not a
+    trusted proxy (entries left of it were written by the client and prove nothing), or
+    X-Real-IP when there is no X-Forwarded-For and `real_ip_fallback` is on. Forwarded headers
+    from any other peer are ignored: a client cannot pick its own lockout key."""
+    networks = _networks(tuple(trusted)) if trusted else ()
+    peer_addr = _parse_ip(peer) if peer else None
+    if peer_addr is None or not networks or not _trusted(peer_addr, networks):
+        return peer
+    chain = [part for value in headers.get_list("X-Forwarded-For") for part in value.split(",")]
+    if not chain and real_ip_fallback:
+        chain = headers.get_list("X-Real-IP")[-1:]
+    leftmost = None
+    for entry in reversed(chain):
+        addr = _parse_ip(entry)
+        if addr is None:
+            break  # garbage where an address should be: not a proxy's writing, stop trusting
+        if not _trusted(addr, networks):
+            return str(addr)
+        leftmost = addr
+    # every entry is a trusted proxy (or none is readable): the left-most trusted one, else the peer
+    return str(leftmost) if leftmost is not None else peer
+
+
+def request_client_ip(request: Any, gateway: Any) -> str | None:
+    """`client_ip` of a Tornado request under the `gateway` config section."""
+    return client_ip(request.remote_ip, request.headers, gateway.trusted_proxies,
+                     gateway.allow_real_ip_fallback)
 
 
 def secret_equal(given: str, expected: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import tornado.web
 
-from transport.auth import is_loopback_request, lockout_error, secret_equal
+from transport.auth import is_loopback_request, lockout_error, request_client_ip, secret_equal
 from transport.dispatch import Caller, dispatch
 from transport.protocol import (
     INVALID_REQUEST, MAX_PAYLOAD, OPERATOR_SCOPES, ErrorShape,
@@ -80,8 +80,8 @@ def _check_bearer(handler: _Base) -> Caller | _Rejection:
     bearer toward the failed-auth limiter; writes nothing."""
     state = handler.state
     auth = state.auth
-    remote = handler.request.remote_ip
-    loopback = is_loopback_request(remote, handler.request.headers)
+    loopback = is_loopback_request(handler.request.remote_ip, handler.request.headers)
+    remote = request_client_ip(handler.request, state.snapshot.config.gateway)
     caller = Caller(f"http:{remote}", "operator", frozenset(OPERATOR_SCOPES), remote, loopback,
                     "http", "backend")
     if auth.mode == "none":

@@ -21,7 +21,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketProtocol13
 
 from actors.events import Subscriber
 from transport import bridge
-from transport.auth import is_loopback_request
+from transport.auth import is_loopback_request, request_client_ip
 from transport.dispatch import Caller, dispatch
 from transport.handshake import Handshake, Refused, readable_id, tick_interval_ms
 from transport.protocol import (
@@ -97,8 +97,8 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         return proto
 
     def open(self) -> None:
-        self.remote_ip = self.request.remote_ip
-        self.loopback = is_loopback_request(self.remote_ip, self.request.headers)
+        self.loopback = is_loopback_request(self.request.remote_ip, self.request.headers)
+        self.remote_ip = request_client_ip(self.request, self.state.snapshot.config.gateway)
         self.set_nodelay(True)
         challenge = encoder.encode({"nonce": self.nonce, "ts": now_ms()})
         self._write(encode_event("connect.challenge", challenge))
