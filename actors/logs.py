@@ -250,13 +250,40 @@ def redact(text: str) -> str:
     return pattern.sub(lambda m: mask_secret(m.group(0)), text)
 
 
+# Bounds of one record, whatever the call site logs: client strings (method names, session
+# keys, reasons, error messages quoting input) reach records, and a 100 KB method name made a
+# 300 KB line. Secrets are masked before cutting, so a cut never leaves half a secret.
+MAX_MESSAGE_CHARS = 8192
+MAX_FIELD_CHARS = 2048
+MAX_STACK_CHARS = 16384
+MAX_ITEMS = 64  # entries kept per list or dict in `data`
+
+
+def clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """`text` cut to `limit` characters, with a marker saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…(+{len(text) - limit} chars)"
+
+
+def _clean(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    return clip(redact(text), limit)
+
+
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return redact(value)
+        return _clean(value)
     if isinstance(value, dict):
-        return {redact(str(k)): _redact_value(v) for k, v in value.items()}
+        out = {_clean(str(k)): _redact_value(v)
+               for k, v in (value.items() if len(value) <= MAX_ITEMS else list(value.items())[:MAX_ITEMS])}
+        if len(value) > MAX_ITEMS:
+            out["…"] = f"(+{len(value) - MAX_ITEMS} entries)"
+        return out
     if isinstance(value, list):
-        return [_redact_value(v) for v in value]
+        out_list = [_redact_value(v) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            out_list.append(f"…(+{len(value) - MAX_ITEMS} items)")
+        return out_list
     return value
 
 
@@ -273,7 +300,8 @@ EXTRA_KEYS = ("channel", "accountId", "sessionKey", "agentId", "connId", "method
 
 
 def redact_record(record: logging.LogRecord) -> logging.LogRecord:
-    """Mask secrets in the message, exception, `data` and extras, in place, once.
+    """Mask secrets in the message, exception, `data` and extras, and cut every string in
+    them to a bounded length (client input reaches records), in place, once.
 
     Done in place (message frozen into `msg`, `exc_text` pre-filled) so every handler,
     including ones we do not own, formats the redacted text. Never raises: a filter error
@@ -282,17 +310,20 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     if getattr(record, "_oc_redacted", False):
         return record
     try:
+        if isinstance(record.args, tuple) and record.args:
+            # each argument cut first, so the words after a huge argument survive the message cut
+            record.args = tuple(_clean(a) if isinstance(a, str) else a for a in record.args)
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - bad %-args: keep something readable instead
         message = f"unformattable log message {record.msg!r} with args {record.args!r}"
     try:
-        record.msg, record.args = redact(message), ()
+        record.msg, record.args = _clean(message, MAX_MESSAGE_CHARS), ()
         _redact_exception(record)
         if getattr(record, "data", None) is not None:
             record.data = _redact_data(record.data)
         for key in EXTRA_KEYS:
             if isinstance(getattr(record, key, None), str):
-                setattr(record, key, redact(getattr(record, key)))
+                setattr(record, key, _clean(getattr(record, key)))
     except Exception:  # noqa: BLE001 - see above; better an empty record than a leaked one
         record.msg, record.args = "(log record lost in redaction)", ()
         record.exc_info = record.exc_text = record.stack_info = None
@@ -309,11 +340,11 @@ def _redact_exception(record: logging.LogRecord) -> None:
         return
     exc_type, exc, tb = exc_info
     stack = "".join(traceback.format_exception(exc_type, exc, tb)).rstrip("\n")
-    record.exc_text = redact(stack)
-    record._oc_err = {"type": exc_type.__name__, "message": redact(str(exc)),
+    record.exc_text = _clean(stack, MAX_STACK_CHARS)
+    record._oc_err = {"type": exc_type.__name__, "message": _clean(str(exc)),
                       "stack": record.exc_text}
     if record.stack_info:
-        record.stack_info = redact(record.stack_info)
+        record.stack_info = _clean(record.stack_info, MAX_STACK_CHARS)
 
 
 class RedactionFilter(logging.Filter):
