@@ -50,6 +50,15 @@ class Claim(msgspec.Struct, frozen=True):
     outcome: RunOutcome | None = None
 
 
+class _Wait:
+    """One pending agent.wait: answered when its run ends, its timer fires, its socket closes
+    (`owner`, a connection id; None over HTTP) or the gateway drains."""
+    __slots__ = ("run_id", "reply", "owner", "timer")
+
+    def __init__(self, run_id: str, reply: Reply | None, owner: str | None, timer: Any) -> None:
+        self.run_id, self.reply, self.owner, self.timer = run_id, reply, owner, timer
+
+
 class _Record:
     __slots__ = ("run", "session_key", "state", "dedupe_key", "outcome", "ended_mono", "waiters")
 
@@ -75,7 +84,9 @@ class AgentManager(GatewayActor):
         self._active: dict[str, list[str]] = {}  # session key → run ids not ended, in order
         self._ended: deque[str] = deque()  # run ids in the order they ended
         self._dedupe = DedupeCache()
-        self._timed_waits: dict[int, tuple[str, Reply]] = {}
+        self._waits: dict[int, _Wait] = {}  # token → wait, indexed by run and by socket:
+        self._waits_by_run: dict[str, set[int]] = {}
+        self._waits_by_owner: dict[str, set[int]] = {}
         self._wait_ids = 0
         self._call_waiters: dict[str, list[Reply]] = {}  # dedupe key → wait_call replies
 
@@ -177,24 +188,59 @@ class AgentManager(GatewayActor):
         record.waiters.append(self._reply)
         return DEFERRED
 
-    def wait(self, run_id: str, timeout_ms: int = 30_000) -> Any:
+    def wait(self, run_id: str, timeout_ms: int = 30_000, owner: str | None = None) -> Any:
         """agent.wait (protocol §15.3): the run's end, or `timeout` after `timeout_ms`; an
-        unknown run id waits too, in case it starts."""
+        unknown run id waits too, in case it starts. `owner` is the socket whose close
+        (`drop_waits`) ends the wait early."""
         self._prune()
         record = self._runs.get(run_id)
         if record is not None and record.outcome is not None:
             return wait_result(record.outcome)
+        if timeout_ms <= 0:
+            return {"runId": run_id, "status": "timeout"}
         self._wait_ids += 1
         token = self._wait_ids
-        self._timed_waits[token] = (run_id, self._reply)
         me = self.actor_ref
-        CLOCK.call_later(timeout_ms / 1000, lambda: _tell(me, "wait_expired", token))
+        timer = CLOCK.call_later(timeout_ms / 1000, lambda: _tell(me, "wait_expired", token))
+        self._waits[token] = _Wait(run_id, self._reply, owner, timer)
+        self._waits_by_run.setdefault(run_id, set()).add(token)
+        if owner is not None:
+            self._waits_by_owner.setdefault(owner, set()).add(token)
         return DEFERRED
 
+    def wait_count(self) -> int:
+        """agent.wait calls not answered yet (admin `status.requests.agentWaits`)."""
+        return len(self._waits)
+
     def wait_expired(self, token: int) -> None:
-        entry = self._timed_waits.pop(token, None)
-        if entry is not None:
-            _answer(entry[1], {"runId": entry[0], "status": "timeout"})
+        wait = self._pop_wait(token)
+        if wait is not None:
+            _answer(wait.reply, {"runId": wait.run_id, "status": "timeout"})
+
+    def drop_waits(self, owner: str) -> None:
+        """The socket `owner` closed: its waits end now, not at their timeout. They are
+        answered (`timeout`) so the loop side's pending futures settle too."""
+        for token in list(self._waits_by_owner.get(owner, ())):
+            self.wait_expired(token)
+
+    def end_waits(self) -> None:
+        """The gateway drains (stop or restart): every wait answers `timeout` now, so the drain
+        never spends its budget on them (the runs themselves may go on)."""
+        for token in list(self._waits):
+            self.wait_expired(token)
+
+    def _pop_wait(self, token: int) -> _Wait | None:
+        wait = self._waits.pop(token, None)
+        if wait is None:
+            return None
+        wait.timer.cancel()
+        for index, key in ((self._waits_by_run, wait.run_id), (self._waits_by_owner, wait.owner)):
+            tokens = index.get(key) if key is not None else None
+            if tokens is not None:
+                tokens.discard(token)
+                if not tokens:
+                    del index[key]
+        return wait
 
     # --- told by agent actors and runs ----------------------------------------------------
 
@@ -233,10 +279,10 @@ class AgentManager(GatewayActor):
             self._dedupe.finish(record.dedupe_key, outcome)
         answers = [(reply, outcome) for reply in record.waiters]
         record.waiters.clear()
-        for token, (run_id, reply) in list(self._timed_waits.items()):
-            if run_id == outcome.run_id:
-                del self._timed_waits[token]
-                answers.append((reply, wait_result(outcome)))
+        for token in list(self._waits_by_run.get(outcome.run_id, ())):
+            wait = self._pop_wait(token)
+            if wait is not None:
+                answers.append((wait.reply, wait_result(outcome)))
         if answers:
             _after_events(answers)
         self._tell_store(key, "run-end")
@@ -309,9 +355,7 @@ class AgentManager(GatewayActor):
         deadline = time.monotonic() + STOP_JOIN_S
         for run in runs:
             run.join(max(0.0, deadline - time.monotonic()))
-        for token, (run_id, reply) in list(self._timed_waits.items()):
-            _answer(reply, {"runId": run_id, "status": "timeout"})
-        self._timed_waits.clear()
+        self.end_waits()
         for replies in self._call_waiters.values():
             for reply in replies:
                 _answer(reply, {"payload": None, "error": ("UNAVAILABLE", "gateway stopping")})

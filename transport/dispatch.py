@@ -112,6 +112,6 @@ async def dispatch(state: GatewayState, caller: Caller, method: str, raw_params:
     finally:
         state.in_flight -= 1
         elapsed = (time.perf_counter() - started) * 1000
-        if elapsed > SLOW_CALL_MS:
+        if elapsed > SLOW_CALL_MS and not spec.waits:
             log.info("slow call %s %.0fms", method, elapsed,
                      extra={"method": method, "durationMs": int(elapsed), "connId": caller.conn_id})

@@ -377,7 +377,10 @@ class Gateway:
 
     async def _drain(self, budget_s: float) -> None:
         """Step 2: let requests already running finish, up to the drain budget; a second
-        signal cancels the wait."""
+        signal cancels the wait. `agent.wait` calls are answered `timeout` at once: they
+        wait on runs, not on work the drain could let finish."""
+        bridge.tell("agents", "end_waits")
+
         async def wait() -> None:
             deadline = time.monotonic() + budget_s
             while self.state.in_flight and time.monotonic() < deadline:

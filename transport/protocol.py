@@ -25,6 +25,7 @@ TICK_INTERVAL_MS = 30000
 HANDSHAKE_TIMEOUT_MS = 15000
 MAX_ID_LENGTH = 256
 MAX_TRACEPARENT = 128
+MAX_PENDING_REQUESTS = 1000  # requests in flight on one socket
 
 OPERATOR_SCOPES = (
     "operator.read", "operator.write", "operator.admin", "operator.approvals",

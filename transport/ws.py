@@ -26,9 +26,9 @@ from transport.dispatch import Caller, dispatch
 from transport.handshake import Handshake, Refused, readable_id, tick_interval_ms
 from transport.protocol import (
     CLOSE_INTERNAL, CLOSE_POLICY, CLOSE_RESTART, CLOSE_UNSUPPORTED, HANDSHAKE_TIMEOUT_MS,
-    MAX_BUFFERED_BYTES, MAX_HANDSHAKE_FRAME, MAX_PAYLOAD, UNAVAILABLE, ConnectParams, GatewayError,
-    RequestFrame, describe_validation_error, encode_error, encode_event, encode_ok, encoder,
-    frame_decoder, invalid,
+    MAX_BUFFERED_BYTES, MAX_HANDSHAKE_FRAME, MAX_PAYLOAD, MAX_PENDING_REQUESTS, UNAVAILABLE,
+    ConnectParams, GatewayError, RequestFrame, describe_validation_error, encode_error,
+    encode_event, encode_ok, encoder, frame_decoder, invalid,
 )
 from transport.state import GatewayState
 from transport.ws_protocol import LingeringProtocol
@@ -53,7 +53,16 @@ def _reason(text: str) -> str:
     return data.decode("utf-8", errors="ignore")
 
 
+def too_many_pending() -> GatewayError:
+    """One socket may not pile up requests without bound (each holds a task and a future)."""
+    return GatewayError(UNAVAILABLE, f"too many requests in flight on this connection (limit "
+                        f"{MAX_PENDING_REQUESTS}); wait for answers before sending more",
+                        retryable=True, details={"limit": MAX_PENDING_REQUESTS})
+
+
 class GatewaySocket(tornado.websocket.WebSocketHandler):
+    _pending = 0  # requests in flight; a class default, so an idle socket stores no counter
+
     def initialize(self, state: GatewayState) -> None:
         self.state = state
         self.conn_id = str(uuid.uuid4())
@@ -123,6 +132,8 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
             self._tick_handle.cancel()
         if self.state.connections.pop(self.conn_id, None) is not None:
             bridge.tell("events", "unsubscribe", self.conn_id)
+        if self._pending:  # its agent.wait calls end now, not at their timeout
+            bridge.tell("agents", "drop_waits", self.conn_id)
         log.debug("closed %s code=%s", self.conn_id, self.close_code, extra={"connId": self.conn_id})
 
     # --- writing --------------------------------------------------------------------------
@@ -258,6 +269,10 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
             err = invalid("connect is only valid as the first request")
             self._write(encode_error(frame.id, err.shape))
             return
+        if self._pending >= MAX_PENDING_REQUESTS:
+            self._write(encode_error(frame.id, too_many_pending().shape))
+            return
+        self._pending += 1
         asyncio.get_running_loop().create_task(self._run(frame))
 
     def _bad_frame(self, data: str, exc: Exception) -> None:
@@ -268,6 +283,12 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
             self._write(encode_error(req_id, invalid(f"invalid request frame: {reason}").shape))
 
     async def _run(self, frame: RequestFrame) -> None:
+        try:
+            await self._answer(frame)
+        finally:
+            self._pending -= 1
+
+    async def _answer(self, frame: RequestFrame) -> None:
         started = time.perf_counter()
         if self.state.verbose:
             log.debug("→ req %s %s", frame.id, frame.method, extra={"connId": self.conn_id})

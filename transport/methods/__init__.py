@@ -28,6 +28,9 @@ class Method:
     # For a scope that depends on the params (sessions.patch): raw params bytes → scope,
     # computed before validation.
     scope_of: Callable[[bytes], str] | None = None
+    # Waits for something outside the call (a run's end): its duration says nothing about
+    # the gateway's health, so no `slow call` log line.
+    waits: bool = False
 
 
 _TABLE: dict[str, Method] = {}
@@ -37,10 +40,11 @@ _loaded: list[bool] = []
 
 
 def method(name: str, *, scope: str, params: type | None = None, aliases: tuple[str, ...] = (),
-           scope_of: Callable[[bytes], str] | None = None) -> Callable[[Handler], Handler]:
+           scope_of: Callable[[bytes], str] | None = None,
+           waits: bool = False) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         for each in (name, *aliases):
-            _TABLE[each] = Method(each, scope, handler, params, scope_of)
+            _TABLE[each] = Method(each, scope, handler, params, scope_of, waits)
         return handler
     return register
 

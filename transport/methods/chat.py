@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from actors.agents import Claim, RunError
+from actors.agents import ENDED_TTL_S, Claim, RunError
 from actors.providers import NoProviderError, resolve_candidates
 from actors.run import RunOutcome, RunSpec
 from actors.session_keys import SessionKeyError, agent_id_of, main_key, normalize_key, valid_agent_id
@@ -30,6 +30,9 @@ from transport.state import DRAINING
 
 NonEmpty = Annotated[str, Meta(min_length=1)]
 IMAGE_MAX_BYTES = 6291456
+# The longest agent.wait (10 min): as long as an ended run stays answerable from memory, so a
+# client that waits again right after a `timeout` never misses the end of its run.
+MAX_WAIT_MS = int(ENDED_TTL_S * 1000)
 
 
 class Attachment(msgspec.Struct, kw_only=True):
@@ -75,7 +78,7 @@ class AgentParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class WaitParams(msgspec.Struct, kw_only=True):
     runId: NonEmpty
-    timeoutMs: Annotated[int, Meta(ge=0)] = 30_000
+    timeoutMs: Annotated[int, Meta(ge=0, le=MAX_WAIT_MS)] = 30_000
 
 
 def now_ms() -> int:
@@ -236,7 +239,7 @@ async def _agent_key(params: AgentParams) -> str:
     return main_key(agent_id)
 
 
-@method("agent", scope=WRITE, params=AgentParams)
+@method("agent", scope=WRITE, params=AgentParams, waits=True)
 async def agent(params: AgentParams, ctx) -> dict:
     _check_running(ctx)
     run_id = _text("agent", "idempotencyKey", params.idempotencyKey)
@@ -280,8 +283,14 @@ def agent_final(outcome: RunOutcome | None) -> dict:
 
 # --- agent.wait -----------------------------------------------------------------------------
 
-@method("agent.wait", scope=WRITE, params=WaitParams)
+@method("agent.wait", scope=WRITE, params=WaitParams, waits=True)
 async def agent_wait(params: WaitParams, ctx) -> dict:
     run_id = _text("agent.wait", "runId", params.runId)
-    return await bridge.ask("agents", "wait", run_id, params.timeoutMs,
-                            timeout=params.timeoutMs / 1000 + 30)
+    # A socket's waits end when it closes (`drop_waits`, told by its on_close); over HTTP the
+    # request is the whole exchange. `early` is only set for sockets.
+    owner = ctx.caller.conn_id if ctx.early is not None else None
+    timeout_ms = params.timeoutMs
+    if ctx.state.phase == DRAINING or (owner is not None and owner not in ctx.state.connections):
+        timeout_ms = 0  # the drain does not wait on waits; a closed socket waits for nothing
+    return await bridge.ask("agents", "wait", run_id, timeout_ms, owner,
+                            timeout=timeout_ms / 1000 + 30)

@@ -66,6 +66,9 @@ async def status(params: StatusParams, ctx) -> dict:
     if ctx.has_scope(ADMIN):
         result["pid"] = os.getpid()
         result["processMemory"] = {"rssBytes": rss_bytes()}
+        # What long-lived requests hold (issue 11): a leak of waiters shows here first.
+        result["requests"] = {"inFlight": state.in_flight,
+                              "agentWaits": await bridge.ask("agents", "wait_count", timeout=5)}
     return result
 
 
