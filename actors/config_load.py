@@ -108,8 +108,11 @@ def _read(path: Path) -> tuple[bytes, bool, list[Issue]]:
 
 
 def _parse(raw: str, path: Path, issues: list[Issue]) -> dict | None:
+    if not raw.strip():
+        issues.append(Issue("", _empty_message(path), "parse"))
+        return None
     try:
-        doc = _parse_text(raw) if raw.strip() else {}
+        doc = _parse_text(raw)
     except ValueError as exc:
         issues.append(Issue("", f"{path}:{_json5_position(str(exc))}", "parse"))
         return None
@@ -121,10 +124,18 @@ def _parse(raw: str, path: Path, issues: list[Issue]) -> dict | None:
 
 def _parse_file(text: str, path: Path) -> Any:
     """An included file's document; ValueError reads `<file>:<line>:<col>: <message>`."""
+    if not text.strip():
+        raise ValueError(_empty_message(path))
     try:
-        return _parse_text(text) if text.strip() else {}
+        return _parse_text(text)
     except ValueError as exc:
         raise ValueError(f"{path}:{_json5_position(str(exc))}") from None
+
+
+def _empty_message(path: Path) -> str:
+    # An existing file with no content is what a truncate-then-write leaves mid-save, or a
+    # failed one for good: never read it as "every default", which would drop the token.
+    return f"{path}: the file is empty (truncated while being written?); write {{}} for an all-defaults config"
 
 
 def ignored_paths(snapshot: ConfigSnapshot) -> list[str]:

@@ -137,6 +137,27 @@ def resolve_auth(snapshot: ConfigSnapshot, state_dir: str | Path, *, flag_token:
     return AuthSettings("token", token=stored, source=f"generated {token_file(state_dir)}" if stored else "none")
 
 
+def dropped_config_secret(current: AuthSettings, snapshot: ConfigSnapshot, *,
+                          flag_token: str | None = None, flag_password: str | None = None) -> str | None:
+    """Why a restart onto `snapshot` must not happen, or None: the running secret came from
+    `gateway.auth.token`/`password` and `snapshot` gives none (nor do flags or env), so the
+    restart would silently switch every client to the generated `<state>/gateway.token`.
+    Pure: reads the environment only, never the token file."""
+    if not current.source.startswith("config gateway.auth."):
+        return None
+    key = current.source.removeprefix("config ")
+    if any(f"gateway.auth.{k}" in snapshot.unresolved for k in ("token", "password")):
+        return None  # an unset ${VAR}: the restart's own refusal names the variable
+    token, _ = _pick(flag_token, "OPENCLAW_GATEWAY_TOKEN", snapshot, "token", "--token")
+    password, _ = _pick(flag_password, "OPENCLAW_GATEWAY_PASSWORD", snapshot, "password", "--password")
+    mode = snapshot.config.gateway.auth.mode
+    if mode == "none" or token or (password and mode != "token"):
+        return None
+    return (f"{key} is no longer set in the config: keeping the configured {key.rsplit('.', 1)[1]} "
+            f"instead of switching every client to the generated gateway.token; set {key} back, "
+            "or stop and start the gateway process to use the generated token")
+
+
 def _implied_mode(token: str | None, password: str | None, flag_token: str | None, server: bool) -> str:
     if flag_token:
         return "token"

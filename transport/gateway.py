@@ -35,7 +35,8 @@ from transport.lock import InstanceLock, audit
 from transport.logsetup import configure_logging
 from transport.loopstats import LoopProbe
 from transport.protocol import PROJECT_VERSION, SERVER_VERSION, encoder
-from transport.reload import invalid_summary, make_on_change, reload_from_file, set_reload_status
+from transport.reload import (credential_refusal, invalid_summary, make_on_change, reload_from_file,
+                              set_reload_status)
 from transport.restart import RESTART_EXPECTED_MS, RestartRequest, RestartScheduler
 from transport.startup import Plan, RunOptions, load_for_boot, plan
 from transport.state import DRAINING, READY, STARTING, GatewayState
@@ -225,8 +226,11 @@ class Gateway:
             self.state.known_hash.set(snapshot.hash)
             return self._abort(f"restart aborted (invalid config): {invalid_summary(snapshot)}",
                                f"invalid config: {invalid_summary(snapshot)}")
-        try:
-            new = plan(snapshot, self.opts, str(self.state_dir))
+        refused = credential_refusal(self.state, snapshot)
+        if refused:
+            return self._abort(f"restart aborted: {refused}", refused)
+        try:  # off the loop: it may create <state>/gateway.token
+            new = await loop.run_in_executor(None, plan, snapshot, self.opts, str(self.state_dir))
         except StartupRefusal as exc:
             return self._abort(f"restart aborted: {exc}", str(exc))
         new_sockets = None

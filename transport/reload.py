@@ -20,6 +20,7 @@ from typing import Callable
 from actors import logs
 from actors.config_load import ConfigSnapshot, secret_values
 from actors.config_reload import changed_paths, classify
+from actors.settings import dropped_config_secret
 from actors.session_config import session_defaults, session_reset_policy
 from actors.tools.executor import workspace_dir
 from transport import bridge
@@ -81,7 +82,16 @@ async def apply_snapshot(state: GatewayState, snapshot: ConfigSnapshot, reason: 
         pending = _pending_restart(state, snapshot)
         await _adopt(snapshot, applied=not pending)
         restart = None
-        if groups["restart"] and mode == "hybrid":
+        # Only what differs from the running boot needs a restart: an edit that puts back a
+        # key whose change was refused (or not yet applied) restarts nothing.
+        wants_restart = bool(groups["restart"] and mode == "hybrid" and pending)
+        refused = credential_refusal(state, snapshot) if wants_restart else None
+        if refused:
+            log.error("config change not applied: %s", refused)
+            error = "; ".join(filter(None, [error, refused]))
+            restart = {"required": True, "scheduled": False, "delayMs": 0, "reason": reason,
+                       "paths": pending}
+        elif wants_restart:
             restart = _schedule(state, reason, groups["restart"], delay_ms)
         elif pending:
             log.warning("config change requires restart: %s", ", ".join(pending))
@@ -122,6 +132,13 @@ async def _defer_or_restart(state: GatewayState, snapshot: ConfigSnapshot, reaso
     pending = list(dict.fromkeys(paths + _pending_restart(state, snapshot)))
     if mode == "restart":
         audit(state.state_dir, "reload", port=state.port, reason=f"{reason}: {', '.join(paths)}")
+        refused = credential_refusal(state, snapshot)
+        if refused:
+            log.error("config change not applied: %s", refused)
+            set_reload_status(state, mode=mode, status="error", lastReloadAt=now_ms,
+                              lastError=refused, pendingRestart=pending)
+            return {"required": True, "scheduled": False, "delayMs": 0, "reason": reason,
+                    "paths": pending}
         restart = _schedule(state, reason, paths, delay_ms)
         set_reload_status(state, mode=mode, status="pending-restart", lastReloadAt=now_ms,
                           lastError=None, pendingRestart=pending)
@@ -140,6 +157,14 @@ def _pending_restart(state: GatewayState, snapshot: ConfigSnapshot) -> list[str]
     ignored = _ignored(boot) | _ignored(snapshot)
     paths = [p for p in changed_paths(boot.resolved, snapshot.resolved) if not _under(p, ignored)]
     return classify(paths)["restart"]
+
+
+def credential_refusal(state: GatewayState, snapshot: ConfigSnapshot) -> str | None:
+    """Why no restart may run on `snapshot`: it would replace the configured secret by the
+    generated token. The caller logs it and reports it in `configReload`."""
+    opts = state.opts
+    return dropped_config_secret(state.auth, snapshot, flag_token=getattr(opts, "token", None),
+                                 flag_password=getattr(opts, "password", None))
 
 
 def _schedule(state: GatewayState, reason: str, paths: list[str], delay_ms: int) -> dict:

@@ -184,6 +184,16 @@ def test_validate(tmp_path):
         {"path": "gateway.port", "code": "type", "message": 'expected integer, got string "abc"'}]}
 
 
+def test_validate_refuses_an_empty_file(tmp_path):
+    state = tmp_path / "state"
+    cfg = write(state / "openclaw.json", "  \n")
+    env = {"OPENCLAW_STATE_DIR": str(state)}
+    res = cli("config", "validate", env=env, home=tmp_path)
+    assert res.returncode == 78
+    assert res.stdout.splitlines() == [f"Invalid config at {cfg}:", f"  {cfg}: the file is empty (truncated "
+                                       "while being written?); write {} for an all-defaults config"]
+
+
 def test_validate_reports_every_error_with_its_hint(tmp_path):
     state = tmp_path / "state"
     cfg = write(state / "openclaw.json", {"gateway": {"port": "abc", "auth": {"tokn": "x"}}})

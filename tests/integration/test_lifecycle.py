@@ -389,6 +389,16 @@ def test_unparseable_config_refused_with_position(gateway_factory):
     assert re.fullmatch(rf"  - {re.escape(str(gw.config_path))}:3:11: \S.*", lines[1]), lines
 
 
+def test_empty_config_refused_without_generating_a_token(gateway_factory):
+    # A truncated file is no all-defaults config: starting on it would switch to a generated token.
+    gw = gateway_factory(None, start=False)
+    gw.config_path.write_text("\n")
+    expect_refusal(gw)
+    assert gw.stderr().splitlines()[1] == (f"  - {gw.config_path}: the file is empty (truncated while "
+                                           "being written?); write {} for an all-defaults config")
+    assert not (gw.state_dir / "gateway.token").exists()
+
+
 def test_remote_mode_refused_unless_allowed(gateway_factory):
     config = {"gateway": {"mode": "remote", "auth": {"mode": "token", "token": TOKEN}}}
     gw = _refusal(gateway_factory, config)

@@ -144,6 +144,14 @@ def test_parse_error_in_an_included_file(tmp_path):
     assert snap.issues[0].message.startswith(f"bad.json5: {bad}:2:")
 
 
+def test_empty_included_file_is_an_error(tmp_path):
+    empty = write(tmp_path / "cfg" / "gw.json5", "  \n")
+    snap = load(tmp_path, {"gateway": {"$include": "gw.json5"}})
+    assert len(snap.issues) == 1
+    assert lines(snap)[0].startswith(f"gateway.$include: gw.json5: {empty}: the file is empty (truncated "
+                                     "while being written?)")
+
+
 def test_include_value_of_the_wrong_type(tmp_path):
     snap = load(tmp_path, {"gateway": {"$include": 5}})
     assert lines(snap) == ["gateway.$include: expected a path or an array of paths"]

@@ -43,6 +43,24 @@ def test_empty_file_gives_every_default(tmp_path):
     assert snap.config.channels.irc is None  # a channel runs only if its block exists
 
 
+@pytest.mark.parametrize("text", ["", "   \n\t\n", "\ufeff"])
+def test_existing_empty_file_is_invalid_not_all_defaults(tmp_path, text):
+    # What an editor or a failed tool leaves when it truncates before writing: taken as "every
+    # default", it would drop gateway.auth.token from a running gateway (issue 11, defect 1).
+    snap = load(tmp_path, text)
+    path = tmp_path / "openclaw.json"
+    assert not snap.valid and snap.exists
+    assert lines(snap) == [f"{path}: the file is empty (truncated while being written?); "
+                           "write {} for an all-defaults config"]
+    assert snap.issues[0].code == "parse"
+    assert load(tmp_path, "{}").valid  # the all-defaults config, written out
+
+
+def test_missing_file_is_still_every_default(tmp_path):
+    snap = load_config(tmp_path / "openclaw.json", {})
+    assert snap.valid and not snap.exists and snap.config == Config()
+
+
 def test_unknown_key_with_did_you_mean(tmp_path):
     snap = load(tmp_path, {"gateway": {"auth": {"tokn": "x"}}})
     assert lines(snap) == ['gateway.auth.tokn: unknown key (did you mean "token"?)']
