@@ -13,7 +13,9 @@ import msgspec
 
 from transport.bridge import ActorUnavailable
 from transport.methods import ADMIN, READ, WRITE, Method, table
-from transport.protocol import FORBIDDEN, UNAVAILABLE, GatewayError, describe_validation_error, invalid
+from transport.protocol import (
+    FORBIDDEN, UNAVAILABLE, GatewayError, decode_json, describe_validation_error, invalid,
+)
 from transport.state import GatewayState
 
 log = logging.getLogger("openclaw.ws")
@@ -81,7 +83,7 @@ def decode_params(spec: Method, raw: bytes | msgspec.Raw) -> Any:
     if spec.params is None:
         return None
     try:
-        return msgspec.json.decode(body, type=spec.params)
+        return decode_json(body, spec.params)
     except msgspec.ValidationError as exc:
         raise invalid(f"invalid {spec.name} params: {describe_validation_error(exc)}") from None
     except msgspec.DecodeError as exc:

@@ -16,8 +16,9 @@ from transport.methods.system import health_summary
 from transport.protocol import (
     BUILD_ID, CLOSE_POLICY, CLOSE_PROTOCOL, CLOSE_TRY_LATER, DEFAULT_OPERATOR_SCOPES,
     MAX_BUFFERED_BYTES, MAX_PAYLOAD, MIN_NODE_PROTOCOL, OPERATOR_SCOPES, PROTOCOL_VERSION,
-    SERVER_VERSION, UNAVAILABLE, ConnectParams, GatewayError, RequestFrame, any_decoder,
-    connect_params_problem, describe_validation_error, frame_decoder, invalid,
+    SERVER_VERSION, UNAVAILABLE, ConnectParams, GatewayError, RequestFrame, TooDeep, any_decoder,
+    connect_params_problem, decode_json, describe_validation_error, frame_decoder, invalid,
+    top_level_id,
 )
 from transport.state import DRAINING, READY, GatewayState
 
@@ -68,8 +69,8 @@ class Handshake:
 
     def connect_frame(self, data: str) -> RequestFrame:
         try:
-            frame = frame_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            frame = decode_json(data, decoder=frame_decoder)
+        except msgspec.DecodeError:  # ValidationError and TooDeep included
             frame = None
         if not isinstance(frame, RequestFrame) or frame.method != "connect":
             self.req_id = readable_id(data)
@@ -81,7 +82,7 @@ class Handshake:
         if not bytes(frame.params).lstrip().startswith(b"{"):
             raise Refused(invalid("invalid connect params: params must be an object"), CLOSE_POLICY)
         try:
-            params = msgspec.json.decode(frame.params, type=ConnectParams)
+            params = decode_json(frame.params, ConnectParams)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             problem = describe_validation_error(exc) if isinstance(exc, msgspec.ValidationError) else str(exc)
             raise Refused(invalid(f"invalid connect params: {problem}"), CLOSE_POLICY) from None
@@ -193,7 +194,9 @@ class Handshake:
 
 def readable_id(data: str) -> str | None:
     try:
-        obj = any_decoder.decode(data)
+        obj = decode_json(data, decoder=any_decoder)
+    except TooDeep:
+        return top_level_id(data)
     except msgspec.DecodeError:
         return None
     value = obj.get("id") if isinstance(obj, dict) else None

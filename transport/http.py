@@ -13,7 +13,7 @@ from transport.auth import is_loopback_request, lockout_error, request_client_ip
 from transport.dispatch import Caller, dispatch
 from transport.protocol import (
     INVALID_REQUEST, MAX_PAYLOAD, OPERATOR_SCOPES, ErrorShape,
-    GatewayError, NonEmpty, describe_validation_error, encoder,
+    GatewayError, NonEmpty, TooDeep, decode_json, describe_validation_error, encoder,
 )
 from transport.state import READY, GatewayState
 
@@ -171,11 +171,12 @@ class RpcHandler(BearerBody):
                                         "reason": "rejected"}})
             return self._error(413, None, f"body larger than {MAX_PAYLOAD} bytes")
         try:
-            body = msgspec.json.decode(self.body(), type=RpcBody)
+            body = decode_json(self.body(), RpcBody)
         except msgspec.ValidationError as exc:
             return self._error(400, None, f"invalid request body: {describe_validation_error(exc)}")
-        except msgspec.DecodeError:
-            return self._error(400, None, "invalid request body: not JSON")
+        except msgspec.DecodeError as exc:
+            problem = exc if isinstance(exc, TooDeep) else "not JSON"
+            return self._error(400, None, f"invalid request body: {problem}")
         try:
             payload = await dispatch(self.state, caller, body.method, body.params)
         except GatewayError as err:

@@ -32,7 +32,9 @@ from transport.bridge import ActorUnavailable
 from transport.dispatch import Caller, Context
 from transport.http import _check_bearer, _Rejection
 from transport.methods.chat import Attachment, content_parts, start_run
-from transport.protocol import INVALID_REQUEST, GatewayError, describe_validation_error, encoder
+from transport.protocol import (
+    INVALID_REQUEST, GatewayError, TooDeep, decode_json, describe_validation_error, encoder,
+)
 from transport.state import DRAINING, GatewayState
 
 log = logging.getLogger("openclaw.http")
@@ -112,11 +114,12 @@ class Turn:
 
 def decode_request(raw: bytes) -> CompletionRequest:
     try:
-        return msgspec.json.decode(raw, type=CompletionRequest)
+        return decode_json(raw, CompletionRequest)
     except msgspec.ValidationError as exc:
         raise bad_request(f"invalid request body: {describe_validation_error(exc)}") from None
-    except msgspec.DecodeError:
-        raise bad_request("invalid request body: not JSON") from None
+    except msgspec.DecodeError as exc:
+        problem = exc if isinstance(exc, TooDeep) else "not JSON"
+        raise bad_request(f"invalid request body: {problem}") from None
 
 
 def message_text(message: ChatMessage) -> str:

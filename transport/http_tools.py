@@ -11,7 +11,7 @@ import tornado.web
 
 from transport.http import BearerBody, _Rejection, _reject
 from transport.methods.tools import invoke_tool, tool_request
-from transport.protocol import GatewayError, encoder
+from transport.protocol import GatewayError, decode_json, encoder
 
 log = logging.getLogger("openclaw.tools")
 
@@ -41,7 +41,7 @@ class ToolsInvokeHandler(BearerBody):
         if self._size > MAX_BODY:
             return self._fail(413, "payload_too_large", f"body larger than {MAX_BODY} bytes")
         try:
-            body = msgspec.json.decode(self.body(), type=InvokeBody)
+            body = decode_json(self.body(), InvokeBody)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             return self._fail(400, "invalid_request", f"invalid request body: {exc}")
         name = (body.tool or body.name or "").strip()

@@ -107,6 +107,69 @@ frame_decoder = msgspec.json.Decoder(InboundFrame)
 any_decoder = msgspec.json.Decoder()
 encoder = msgspec.json.Encoder()
 
+TOO_DEEP = "JSON nested too deeply"
+
+
+class TooDeep(msgspec.DecodeError):
+    """JSON nested past the decoder's recursion limit (about 900 levels): bad input like any
+    other undecodable JSON, so every `except msgspec.DecodeError` already handles it."""
+
+
+def decode_json(data: bytes | str, type: Any = None, *,
+                decoder: msgspec.json.Decoder | None = None) -> Any:
+    """Decode client JSON (with `decoder`, or as `type`, or untyped). msgspec recurses once per
+    nesting level and raises RecursionError past Python's limit, which no `except DecodeError`
+    catches: every decode of client input goes through here instead."""
+    try:
+        if decoder is not None:
+            return decoder.decode(data)
+        return msgspec.json.decode(data) if type is None else msgspec.json.decode(data, type=type)
+    except RecursionError:
+        raise TooDeep(TOO_DEEP) from None
+
+
+_OBJECT_START = re.compile(r"\s*\{")
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:,]|[^\s\[\]{}:,"]+')
+
+
+def top_level_id(data: str, limit: int = MAX_HANDSHAKE_FRAME) -> str | None:
+    """The string `id` of a top-level object too deep to decode, read by a flat scan of its
+    first `limit` characters, up to the last `"id"` key in them (an escaped key is missed)."""
+    end = data.rfind('"id"', 0, limit)
+    if end < 0 or _OBJECT_START.match(data) is None:
+        return None
+    depth, state, key = 0, "key", None
+    for match in _JSON_TOKEN.finditer(data, 0, end + 64 + MAX_ID_LENGTH * 6):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            state = "after" if depth == 2 else state
+        elif token in ("]", "}"):
+            depth -= 1
+            if depth <= 0:
+                return None
+        elif depth != 1:
+            continue
+        elif token == ":":
+            state = "value"
+        elif token == ",":
+            state, key = "key", None
+        elif state == "key" and token[0] == '"':
+            key, state = token, "colon"
+        elif state == "value":
+            if key == '"id"' and token[0] == '"':
+                return _string(token) or None
+            state = "after"
+    return None
+
+
+def _string(token: str) -> str | None:
+    try:
+        value = msgspec.json.decode(token)
+    except msgspec.DecodeError:
+        return None
+    return value if isinstance(value, str) else None
+
 
 class ResponseFrame(msgspec.Struct, tag="res", tag_field="type", omit_defaults=True):
     id: str

@@ -27,8 +27,8 @@ from transport.handshake import Handshake, Refused, readable_id, tick_interval_m
 from transport.protocol import (
     CLOSE_INTERNAL, CLOSE_POLICY, CLOSE_RESTART, CLOSE_UNSUPPORTED, HANDSHAKE_TIMEOUT_MS,
     MAX_BUFFERED_BYTES, MAX_HANDSHAKE_FRAME, MAX_PAYLOAD, MAX_PENDING_REQUESTS, UNAVAILABLE,
-    ConnectParams, GatewayError, RequestFrame, describe_validation_error, encode_error,
-    encode_event, encode_ok, encoder, frame_decoder, invalid,
+    TOO_DEEP, ConnectParams, GatewayError, RequestFrame, TooDeep, decode_json,
+    describe_validation_error, encode_error, encode_event, encode_ok, encoder, frame_decoder, invalid,
 )
 from transport.state import GatewayState
 from transport.ws_protocol import LingeringProtocol
@@ -259,8 +259,8 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
 
     def _request(self, data: str) -> None:
         try:
-            frame = frame_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            frame = decode_json(data, decoder=frame_decoder)
+        except msgspec.DecodeError as exc:  # ValidationError and TooDeep included
             self._bad_frame(data, exc)
             return
         if not isinstance(frame, RequestFrame):
@@ -276,7 +276,10 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         asyncio.get_running_loop().create_task(self._run(frame))
 
     def _bad_frame(self, data: str, exc: Exception) -> None:
-        reason = describe_validation_error(exc) if isinstance(exc, msgspec.ValidationError) else "not JSON"
+        if isinstance(exc, msgspec.ValidationError):
+            reason = describe_validation_error(exc)
+        else:
+            reason = TOO_DEEP if isinstance(exc, TooDeep) else "not JSON"
         log.info("invalid request frame from %s: %s", self.conn_id, reason, extra={"connId": self.conn_id})
         req_id = readable_id(data)
         if req_id is not None:

@@ -83,6 +83,8 @@ def _parse_raw(name: str, raw: str) -> dict:
         doc = json5.loads(raw, allow_duplicate_keys=False)
     except ValueError as exc:
         raise invalid(f"invalid {name} params: raw: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # the JSON5 parser recurses per level (a few hundred at most)
+        raise invalid(f"invalid {name} params: raw: nested too deeply") from None
     if not isinstance(doc, dict):
         raise invalid(f"invalid {name} params: raw: must be a JSON5 object")
     return doc

@@ -17,7 +17,7 @@ from actors.session_keys import DEFAULT_AGENT_ID, SessionKeyError, normalize_key
 from actors.sessions import LABEL_MAX, SessionError, model_ref
 from transport import bridge
 from transport.methods import ADMIN, READ, WRITE, method
-from transport.protocol import UNAVAILABLE, GatewayError, invalid
+from transport.protocol import UNAVAILABLE, GatewayError, decode_json, invalid
 
 NonEmpty = Annotated[str, Meta(min_length=1)]
 
@@ -88,8 +88,8 @@ class HistoryParams(msgspec.Struct, kw_only=True):
 def patch_scope(raw: bytes) -> str:
     """§13.3: the scope comes from the fields present, before validation."""
     try:
-        params = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+        params = decode_json(raw)
+    except msgspec.DecodeError:  # TooDeep included; decode_params answers it
         return WRITE
     if isinstance(params, dict) and ADMIN_FIELDS.intersection(params):
         return ADMIN
