@@ -69,15 +69,27 @@ def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+# Collections whose members are the unit a change acts on (one channel restarts, not "the
+# channels"): adding or removing the whole collection reports one path per member.
+UNIT_COLLECTIONS = frozenset({"channels"})
+
+
 def changed_paths(old: Any, new: Any, path: str = "") -> list[str]:
     """Dotted paths of every leaf that differs, in the new document's order (removed keys
-    last). Lists count as leaves: a changed list is one changed path."""
+    last). Lists count as leaves: a changed list is one changed path. An added or removed
+    object is one path, except a UNIT_COLLECTIONS one: `channels.<id>` for each member."""
+    if path in UNIT_COLLECTIONS and (isinstance(old, dict) or isinstance(new, dict)):
+        old, new = (v if isinstance(v, dict) else {} for v in (old, new))
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
         for key, value in new.items():
-            out += changed_paths(old.get(key, _MISSING), value, join(path, key)) if key in old \
-                else [join(path, key)]
-        out += [join(path, key) for key in old if key not in new]
+            sub = join(path, key)
+            out += changed_paths(old[key] if key in old else _MISSING, value, sub) \
+                if key in old or sub in UNIT_COLLECTIONS else [sub]
+        for key in old:
+            if key not in new:
+                sub = join(path, key)
+                out += changed_paths(old[key], _MISSING, sub) if sub in UNIT_COLLECTIONS else [sub]
         return out
     return [] if old == new else [path]
 

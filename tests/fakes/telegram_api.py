@@ -145,7 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class TelegramApi:
     def __init__(self, token: str = "123456:TEST-token-abcdef", bot_id: int = 777000111,
-                 username: str = "openclaw_test_bot", first_name: str = "OpenClaw Test") -> None:
+                 username: str = "openclaw_test_bot", first_name: str = "OpenClaw Test",
+                 first_update_id: int = 500000001) -> None:
         self.token = token
         self.bot_id = bot_id
         self.username = username
@@ -156,7 +157,7 @@ class TelegramApi:
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._updates: list[dict[str, Any]] = []  # not yet confirmed, in update_id order
-        self._next_update_id = 500000001
+        self._next_update_id = first_update_id  # later for the same bot seen through another root
         self._message_ids: dict[Any, int] = {}
         self._errors: list[tuple[str, dict[str, Any]]] = []
         self._polls_waiting = 0
