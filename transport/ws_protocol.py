@@ -1,4 +1,5 @@
-"""Tornado's WebSocket protocol with the close our spec wants for an oversized frame."""
+"""Tornado's WebSocket protocol with the close our spec wants for an oversized frame, batched
+text frames, and a closing handshake that survives unsent frames."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ class LingeringProtocol(WebSocketProtocol13):
     """
 
     LINGER_S = 2.0
+    CLOSE_FLUSH_S = 5.0  # what Tornado gives a client to answer our close frame
     _linger_wanted = False
     _lingering: asyncio.Future | None = None
+    _flushing_close = False
     # Outbound text frames (queue_text): at most one stream write in flight.
     _queued: list[bytes] | None = None
     _queued_bytes = 0
@@ -101,10 +104,49 @@ class LingeringProtocol(WebSocketProtocol13):
                         self.params.max_message_size, extra={"data": {
                             "surface": "ws-inbound", "limit": self.params.max_message_size,
                             "reason": "frame too large"}})
+        if self.client_terminated and not self.stream.closed():
+            self._close_after_flush(code, reason)
+            return
         super().close(code, reason)
 
+    def _close_after_flush(self, code: int | None, reason: str | None) -> None:
+        """Answer the client's close frame, then close the socket once our buffered frames
+        and the close frame are written (at most CLOSE_FLUSH_S).
+
+        Tornado writes the answering close frame and closes the stream at once, which drops
+        whatever is still in the stream's buffer, close frame included, when the client is
+        behind in reading: the client then sees the connection end without a close frame
+        (1006), and a client library waiting for that frame waits out its close timeout."""
+        stream = self.stream
+        try:
+            if not self.server_terminated:
+                self._write_frame(True, 0x8, close_payload(code, reason))
+                self.server_terminated = True
+            flushed = stream.write(b"")  # done when everything written before it is
+        except StreamClosedError:
+            self._abort()
+            return
+        if self._waiting is not None:
+            stream.io_loop.remove_timeout(self._waiting)
+            self._waiting = None
+        if self._ping_coroutine:
+            self._ping_coroutine.cancel()
+            self._ping_coroutine = None
+        self._flushing_close = True
+        give_up = asyncio.get_running_loop().call_later(self.CLOSE_FLUSH_S, stream.close)
+
+        def written(fut: asyncio.Future) -> None:
+            give_up.cancel()
+            if not fut.cancelled():
+                fut.exception()  # a closed stream: nothing left to do, and nothing to log
+            stream.close()
+
+        flushed.add_done_callback(written)
+
     def _abort(self) -> None:
-        if self._lingering is not None:
+        if self._lingering is not None or (self._flushing_close and not self.stream.closed()):
+            # Tornado aborts as soon as the client's close frame ends its read loop; the
+            # drain (or the flush) closes the stream when it is done
             self.client_terminated = self.server_terminated = True
             return
         stream = self.stream
@@ -126,6 +168,14 @@ class LingeringProtocol(WebSocketProtocol13):
             pass
         finally:
             stream.close()
+
+
+def close_payload(code: int | None, reason: str | None) -> bytes:
+    """A close frame's payload, as Tornado builds it: a reason without a code means 1000."""
+    if code is None and reason is not None:
+        code = 1000
+    data = b"" if code is None else struct.pack(">H", code)
+    return data + reason.encode("utf-8") if reason is not None else data
 
 
 def text_frame_header(size: int) -> bytes:
