@@ -14,6 +14,13 @@ APPROVALS, PAIRING = "operator.approvals", "operator.pairing"
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 
+# Upper bounds of integer params: msgspec takes any JSON integer, and a huge one reached SQLite
+# ("Python int too large") or a timer; with a bound the error names the field and the limit.
+MAX_COUNT = 1_000_000_000  # counts, offsets, minutes: past any store, well inside SQLite's int64
+MAX_PROBE_MS = 600_000  # a health or channel probe wait
+MAX_DELAY_MS = 3_600_000  # restart delays and drains (gateway.restartDrainTimeoutMs' own max)
+MAX_RUN_S = 172_800  # a run's timeout (agents.defaults.timeoutSeconds' own max)
+
 
 class NoParams(msgspec.Struct):
     """The params of a method that takes none (any object is accepted)."""

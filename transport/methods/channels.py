@@ -17,7 +17,7 @@ from msgspec import Meta
 from actors.channels.host import ChannelDown
 from actors.channels.supervisor import CHANNELS
 from transport import bridge
-from transport.methods import ADMIN, READ, WRITE, method
+from transport.methods import ADMIN, MAX_PROBE_MS, READ, WRITE, method
 from transport.protocol import NOT_LINKED, UNAVAILABLE, GatewayError, invalid
 
 log = logging.getLogger("openclaw.channels")
@@ -31,7 +31,7 @@ DELIVER_TIMEOUT_S = 30
 
 class StatusParams(msgspec.Struct, kw_only=True):
     probe: bool = False
-    timeoutMs: Annotated[int, Meta(ge=0)] = 10_000
+    timeoutMs: Annotated[int, Meta(ge=0, le=MAX_PROBE_MS)] = 10_000
 
 
 class ChannelParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -24,7 +24,7 @@ from actors.session_keys import SessionKeyError, agent_id_of, main_key, normaliz
 from actors.sessions import LABEL_MAX, SessionError, model_ref
 from transport import bridge
 from transport.handshake import attachment_max_bytes
-from transport.methods import ADMIN, WRITE, method
+from transport.methods import ADMIN, MAX_RUN_S, WRITE, method
 from transport.protocol import AGENT_TIMEOUT, UNAVAILABLE, GatewayError, invalid
 from transport.state import DRAINING
 
@@ -50,7 +50,7 @@ class SendParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     thinking: str | None = None
     deliver: bool = False
     attachments: list[Attachment] = []
-    timeoutMs: Annotated[int, Meta(ge=0)] | None = None
+    timeoutMs: Annotated[int, Meta(ge=0, le=MAX_RUN_S * 1000)] | None = None
 
 
 class AbortParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -71,7 +71,7 @@ class AgentParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     deliver: bool = False
     thinking: str | None = None
     extraSystemPrompt: str | None = None
-    timeout: Annotated[int, Meta(ge=0)] | None = None
+    timeout: Annotated[int, Meta(ge=0, le=MAX_RUN_S)] | None = None
     label: Annotated[str, Meta(max_length=LABEL_MAX)] | None = None
     attachments: list[Attachment] = []
 

@@ -12,7 +12,7 @@ from msgspec import Meta
 from actors.config_load import ConfigSnapshot, effective, redact
 from actors.config_write import WriteError, WriteResult, first_leaf
 from transport import bridge
-from transport.methods import ADMIN, READ, NoParams, method
+from transport.methods import ADMIN, MAX_DELAY_MS, READ, NoParams, method
 from transport.protocol import invalid
 from transport.ratelimit import check_control_plane
 from transport.reload import apply_snapshot
@@ -29,7 +29,7 @@ class _WriteParams(msgspec.Struct, rename="camel", forbid_unknown_fields=True, k
     base_hash: str | None = None
     session_key: str | None = None
     note: str | None = None
-    restart_delay_ms: Annotated[int, Meta(ge=0)] = DEFAULT_RESTART_DELAY_MS
+    restart_delay_ms: Annotated[int, Meta(ge=0, le=MAX_DELAY_MS)] = DEFAULT_RESTART_DELAY_MS
 
 
 class SetParams(_WriteParams, forbid_unknown_fields=True):

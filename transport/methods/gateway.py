@@ -10,14 +10,14 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from transport.methods import ADMIN, method
+from transport.methods import ADMIN, MAX_DELAY_MS, method
 from transport.ratelimit import check_control_plane
 
 
 class RestartParams(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     reason: str | None = None
-    delay_ms: Annotated[int, Meta(ge=0)] = 0
-    drain_ms: Annotated[int, Meta(ge=0)] | None = None  # None: gateway.restartDrainTimeoutMs
+    delay_ms: Annotated[int, Meta(ge=0, le=MAX_DELAY_MS)] = 0
+    drain_ms: Annotated[int, Meta(ge=0, le=MAX_DELAY_MS)] | None = None  # None: gateway.restartDrainTimeoutMs
     force: bool = False
 
 

@@ -16,7 +16,7 @@ from actors.run import RunSpec
 from actors.session_keys import DEFAULT_AGENT_ID, SessionKeyError, normalize_key
 from actors.sessions import LABEL_MAX, SessionError, model_ref
 from transport import bridge
-from transport.methods import ADMIN, READ, WRITE, method
+from transport.methods import ADMIN, MAX_COUNT, READ, WRITE, method
 from transport.protocol import UNAVAILABLE, GatewayError, decode_json, invalid
 
 NonEmpty = Annotated[str, Meta(min_length=1)]
@@ -27,9 +27,9 @@ ADMIN_FIELDS = frozenset({"thinkingLevel", "verboseLevel", "reasoningLevel", "el
 
 
 class ListParams(msgspec.Struct, kw_only=True):
-    limit: Annotated[int, Meta(ge=1)] = 100
-    offset: Annotated[int, Meta(ge=0)] = 0
-    activeMinutes: Annotated[int, Meta(ge=1)] | None = None
+    limit: Annotated[int, Meta(ge=1, le=MAX_COUNT)] = 100
+    offset: Annotated[int, Meta(ge=0, le=MAX_COUNT)] = 0
+    activeMinutes: Annotated[int, Meta(ge=1, le=MAX_COUNT)] | None = None
     agentId: str | None = None
     label: str | None = None
     search: str | None = None
@@ -40,8 +40,8 @@ class ListParams(msgspec.Struct, kw_only=True):
 
 class PreviewParams(msgspec.Struct, kw_only=True):
     keys: Annotated[list[NonEmpty], Meta(min_length=1, max_length=64)]
-    limit: Annotated[int, Meta(ge=1)] = 12
-    maxChars: Annotated[int, Meta(ge=20)] = 240
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 12
+    maxChars: Annotated[int, Meta(ge=20, le=500_000)] = 240
 
 
 Level = NonEmpty | None | UnsetType
@@ -76,7 +76,7 @@ class DeleteParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class CompactParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     key: NonEmpty
     agentId: str | None = None
-    maxLines: Annotated[int, Meta(ge=1)] | None = None
+    maxLines: Annotated[int, Meta(ge=1, le=MAX_COUNT)] | None = None
 
 
 class HistoryParams(msgspec.Struct, kw_only=True):

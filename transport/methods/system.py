@@ -11,13 +11,13 @@ from msgspec import Meta
 
 from actors.health import DEFAULT_AGENT_ID
 from transport import bridge
-from transport.methods import ADMIN, READ, NoParams, method
+from transport.methods import ADMIN, MAX_PROBE_MS, READ, NoParams, method
 from transport.protocol import PROJECT_VERSION, SERVER_VERSION
 
 
 class HealthParams(msgspec.Struct, rename="camel"):
     probe: bool = False
-    timeout_ms: Annotated[int, Meta(ge=0)] = 10000
+    timeout_ms: Annotated[int, Meta(ge=0, le=MAX_PROBE_MS)] = 10000
 
 
 class StatusParams(msgspec.Struct, rename="camel"):
