@@ -3,11 +3,14 @@ and a plain 404 for everything else (later sections' routes included)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import msgspec
 import tornado.web
+from tornado import httputil
+from tornado.iostream import IOStream, StreamClosedError
 
 from transport.auth import is_loopback_request, lockout_error, request_client_ip, secret_equal
 from transport.dispatch import Caller, dispatch
@@ -110,6 +113,57 @@ def _reject(handler: _Base, rejection: _Rejection) -> None:
     handler._json(rejection.status, rejection.body)
 
 
+# A caller whose bearer was refused gets its answer before its body when the body is big or
+# of unknown size: reading it is work for nothing, and Tornado's own answer to a body over
+# the size cap is a bare 400. The answer closes the connection; what the client still sends
+# is read and dropped for at most EARLY_LINGER_S, so that a client that sends its whole body
+# before reading (most do) reads the answer instead of a TCP reset.
+UNWANTED_BODY = 64 * 1024
+EARLY_LINGER_S = 2.0
+_answering: set[asyncio.Task] = set()
+
+
+def body_unwanted(request: Any) -> bool:
+    """A body too big (or of unknown size) to read for a caller that will be refused."""
+    length = request.headers.get("Content-Length", "")
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        return True
+    return length.isdigit() and int(length) > UNWANTED_BODY
+
+
+def answer_early(handler: tornado.web.RequestHandler, rejection: _Rejection) -> None:
+    """Answer `rejection` now, before the request body, and close the connection."""
+    length = handler.request.headers.get("Content-Length", "")
+    remaining = int(length) if length.isdigit() else None
+    stream = handler.detach()  # Tornado reads no body and writes nothing more
+    lines = [f"HTTP/1.1 {rejection.status} {httputil.responses.get(rejection.status, 'Error')}",
+             "Content-Type: application/json", f"Content-Length: {len(rejection.body)}",
+             "Connection: close", *(f"{k}: {v}" for k, v in rejection.headers.items())]
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + rejection.body
+    task = asyncio.ensure_future(_write_then_drain(stream, data, remaining))
+    _answering.add(task)
+    task.add_done_callback(_answering.discard)
+
+
+async def _write_then_drain(stream: IOStream, data: bytes, remaining: int | None) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + EARLY_LINGER_S
+    try:
+        await asyncio.wait_for(stream.write(data), EARLY_LINGER_S)
+        while remaining is None or remaining > 0:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            size = 1 << 16 if remaining is None else min(1 << 16, remaining)
+            chunk = await asyncio.wait_for(stream.read_bytes(size, partial=True), left)
+            if remaining is not None:
+                remaining -= len(chunk)
+    except (StreamClosedError, asyncio.TimeoutError, OSError):
+        pass
+    finally:
+        stream.close()
+
+
 # Bodies up to 4 x the limit (or, for an authorized caller, their declared Content-Length, up
 # to 1 GiB) are read, and dropped past the limit, so that the client, which is still sending,
 # reliably gets its 413 (a response sent before the body was read is often lost to the TCP
@@ -127,12 +181,18 @@ class BearerBody(_Base):
     def enabled(self) -> bool:
         return True
 
+    def rejection(self, refused: _Rejection) -> _Rejection:
+        """The answer to a refused bearer, in this endpoint's error envelope."""
+        return refused
+
     def prepare(self) -> None:
         self._chunks: list[bytes] = []
         self._size = 0
         self._auth: Caller | _Rejection | None = None
         if self.request.method == "POST" and self.enabled():
             self._auth = _check_bearer(self)
+        if isinstance(self._auth, _Rejection) and body_unwanted(self.request):
+            return answer_early(self, self.rejection(self._auth))
         length = self.request.headers.get("Content-Length", "")
         declared = int(length) if length.isdigit() and isinstance(self._auth, Caller) else 0
         self.request.connection.set_max_body_size(max(4 * self.limit, min(declared, 1 << 30)))

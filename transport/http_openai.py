@@ -30,7 +30,7 @@ from actors.sessions import SessionError
 from transport import bridge
 from transport.bridge import ActorUnavailable
 from transport.dispatch import Caller, Context
-from transport.http import _check_bearer, _Rejection
+from transport.http import _check_bearer, _Rejection, answer_early, body_unwanted
 from transport.methods.chat import Attachment, content_parts, start_run
 from transport.protocol import (
     INVALID_REQUEST, GatewayError, TooDeep, decode_json, describe_validation_error, encoder,
@@ -368,6 +368,11 @@ class ChunkWriter:
 
 # --- handlers -------------------------------------------------------------------------------
 
+def _auth_message(refused: _Rejection) -> str:
+    return "Unauthorized" if refused.status == 401 else \
+        "unauthorized: too many failed authentication attempts (retry later)"
+
+
 class _OpenAIBase(tornado.web.RequestHandler):
     def initialize(self, state: GatewayState) -> None:
         self.state = state
@@ -383,12 +388,14 @@ class _OpenAIBase(tornado.web.RequestHandler):
         self.set_header("Content-Type", "text/plain")
         self.finish("Not Found")
 
+    _auth: Caller | _Rejection | None = None  # checked once per request
+
     def caller(self) -> Caller:
-        result = _check_bearer(self)
+        if self._auth is None:
+            self._auth = _check_bearer(self)
+        result = self._auth
         if isinstance(result, _Rejection):
-            message = "Unauthorized" if result.status == 401 else \
-                "unauthorized: too many failed authentication attempts (retry later)"
-            raise HttpError(result.status, AUTH, message, result.headers)
+            raise HttpError(result.status, AUTH, _auth_message(result), result.headers)
         return result
 
     def send_json(self, status: int, body: Any) -> None:
@@ -438,6 +445,12 @@ class CompletionsHandler(_OpenAIBase):
         self._gone = asyncio.get_running_loop().create_future()
         self._sink: RunSink | None = None
         self._on = self.enabled()  # answered once the body is read: the connection stays usable
+        if self._on and body_unwanted(self.request):
+            self._auth = _check_bearer(self)
+            if isinstance(self._auth, _Rejection):  # answered before the body, which is not read
+                refused = self._auth
+                return answer_early(self, _Rejection(refused.status, error_body(_auth_message(refused), AUTH),
+                                                     refused.headers))
         self.request.connection.set_max_body_size(BODY_READ_LIMIT)
 
     def data_received(self, chunk: bytes) -> None:

@@ -33,11 +33,15 @@ class InvokeBody(msgspec.Struct, kw_only=True):
 class ToolsInvokeHandler(BearerBody):
     limit = MAX_BODY
 
+    def rejection(self, refused: _Rejection) -> _Rejection:
+        if refused.status != 401:
+            return refused  # 429: the shared lockout envelope
+        body = encoder.encode({"ok": False, "error": {"type": "unauthorized", "message": "Unauthorized"}})
+        return _Rejection(401, body, {"WWW-Authenticate": "Bearer"})
+
     async def post(self) -> None:
         if isinstance(self._auth, _Rejection):
-            if self._auth.status == 401:
-                return self._fail(401, "unauthorized", "Unauthorized", {"WWW-Authenticate": "Bearer"})
-            return _reject(self, self._auth)
+            return _reject(self, self.rejection(self._auth))
         if self._size > MAX_BODY:
             return self._fail(413, "payload_too_large", f"body larger than {MAX_BODY} bytes")
         try:
