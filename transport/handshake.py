@@ -200,7 +200,7 @@ def readable_id(data: str) -> str | None:
     except msgspec.DecodeError:
         return None
     value = obj.get("id") if isinstance(obj, dict) else None
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) else None  # "" too: a string id is answered (§3.2)
 
 
 def attachment_max_bytes(state: GatewayState) -> int:

@@ -158,7 +158,7 @@ def top_level_id(data: str, limit: int = MAX_HANDSHAKE_FRAME) -> str | None:
             key, state = token, "colon"
         elif state == "value":
             if key == '"id"' and token[0] == '"':
-                return _string(token) or None
+                return _string(token)
             state = "after"
     return None
 
