@@ -12,7 +12,7 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketProtocol13
 
-from transport.protocol import CLOSE_TOO_BIG
+from transport.protocol import CLOSE_INVALID_DATA, CLOSE_TOO_BIG
 
 log = logging.getLogger("openclaw.ws")
 
@@ -39,6 +39,25 @@ class LingeringProtocol(WebSocketProtocol13):
     _writing_bytes = 0
     _writing = False
     _scheduled = False
+    _invalid_text = False  # closed 1007: the frames behind the bad one are not run
+
+    def _handle_message(self, opcode: int, data: bytes) -> Any:
+        """Text frames as Tornado decodes them, except that invalid UTF-8 closes 1007 (RFC 6455
+        §8.1) instead of aborting the connection without a close frame."""
+        if opcode != 0x1 or self._frame_compressed:  # compression is never negotiated
+            return super()._handle_message(opcode, data)
+        if self.client_terminated or self._invalid_text:
+            return None
+        self._message_bytes_in += len(data)
+        try:
+            decoded = data.decode("utf-8")
+        except UnicodeDecodeError:
+            self._invalid_text = True
+            log.info("invalid UTF-8 in a text frame from %s; closing 1007",
+                     getattr(self.handler, "conn_id", "?"))
+            self.handler.close(CLOSE_INVALID_DATA, "invalid UTF-8")
+            return None
+        return self._run_callback(self.handler.on_message, decoded)
 
     @property
     def unsent_bytes(self) -> int:

@@ -1,5 +1,5 @@
-"""Frame edge cases found by fuzzing (issue 11, defect 8): a request with `id: ""`, against
-the real gateway process."""
+"""Frame edge cases found by fuzzing (issue 11, defect 8): a request with `id: ""`, and a
+text frame that is not UTF-8, against the real gateway process."""
 
 from __future__ import annotations
 
@@ -39,3 +39,28 @@ def test_empty_id_connect_is_refused_with_an_error_frame(gw, ws_clients):
     assert frames == [{"type": "res", "id": "", "ok": False, "error": {
         "code": "INVALID_REQUEST", "message": "invalid handshake: first request must be connect"}}]
     assert (code, reason) == (1008, "invalid handshake: first request must be connect")
+
+
+# --- invalid UTF-8 in a text frame (8c): close 1007, not an abort ----------------------------
+
+BAD_UTF8 = [b'{"type":"req","id":"u","method":"health","params":{"x":"\xff\xfe"}}',
+            b"\xc3\x28", b'{"id":"\xed\xa0\x80"}']  # a lone byte, a bad continuation, a surrogate
+
+
+@pytest.mark.parametrize("data", BAD_UTF8, ids=["0xff", "bad-continuation", "surrogate"])
+@pytest.mark.parametrize("handshake", [False, True], ids=["before-hello", "after-hello"])
+def test_invalid_utf8_text_frame_closes_1007(gw, ws_clients, data, handshake):
+    client = ws_clients(gw.url, handshake=handshake)
+    client.ws.send(data, text=True)  # the bytes as they are, in a text frame
+    frames, code, reason = read_until_closed(client)
+    assert (code, reason) == (1007, "invalid UTF-8")
+    assert not [f for f in frames if f.get("type") == "res"], frames  # events may come first
+    assert ws_clients(gw.url).request("health")["ok"] is True
+
+
+def test_invalid_utf8_after_hello_answers_nothing_behind_it(gw, ws_clients):
+    client = ws_clients(gw.url)
+    client.ws.send(b'"\xff"', text=True)
+    client.send({"type": "req", "id": "late", "method": "health"})
+    frames, code, _ = read_until_closed(client)
+    assert code == 1007 and not [f for f in frames if f.get("type") == "res"]
