@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 import tornado.httpserver
@@ -39,9 +40,23 @@ def make_app(state: GatewayState) -> tornado.web.Application:
     )
 
 
+BODY_TIMEOUT_MS = 30000  # the whole request body, however it trickles in
+HEADER_TIMEOUT_MS = 120000  # a request's headers; also how long a kept-alive connection may idle
+
+
+def deadline_s(env: str, default_ms: int) -> float:
+    """A deadline in seconds: `default_ms`, or the environment's override (a test knob)."""
+    value = os.environ.get(env, "")
+    return (int(value) if value.isdigit() and int(value) > 0 else default_ms) / 1000
+
+
 def make_server(state: GatewayState, sockets: list) -> tornado.httpserver.HTTPServer:
-    server = tornado.httpserver.HTTPServer(make_app(state), max_body_size=MAX_PAYLOAD + 1024 * 1024,
-                                           idle_connection_timeout=120, xheaders=False)
+    # Tornado's body_timeout bounds the whole body, not the gap between chunks: a body sent a
+    # byte at a time is cut (the connection closed) at the deadline, as are trickled headers.
+    server = tornado.httpserver.HTTPServer(
+        make_app(state), max_body_size=MAX_PAYLOAD + 1024 * 1024, xheaders=False,
+        idle_connection_timeout=deadline_s("OPENCLAW_HTTP_HEADER_TIMEOUT_MS", HEADER_TIMEOUT_MS),
+        body_timeout=deadline_s("OPENCLAW_HTTP_BODY_TIMEOUT_MS", BODY_TIMEOUT_MS))
     server.add_sockets(sockets)
     return server
 
