@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 import uuid
 from typing import Any
@@ -60,7 +61,25 @@ def too_many_pending() -> GatewayError:
                         retryable=True, details={"limit": MAX_PENDING_REQUESTS})
 
 
+_SHARED_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def shared_set(values: Any) -> frozenset[str]:
+    """One frozenset object per distinct scope or cap set: thousands of sockets hold the same
+    few sets, ~200 bytes each. Bounded, since caps come from clients."""
+    fs = frozenset(values)
+    if len(_SHARED_SETS) < 256:
+        return _SHARED_SETS.setdefault(fs, fs)
+    return _SHARED_SETS.get(fs, fs)
+
+
 class GatewaySocket(tornado.websocket.WebSocketHandler):
+    # The gateway's own per-socket fields live in slots. Tornado's handler already keeps ~27
+    # attributes in the instance dict; CPython shares a class's attribute layout between its
+    # instances only up to 30 names, and past that every socket gets a full dict of its own
+    # (~1.3 KB more each, over 10,000 connections 13 MB; bench/connections.py).
+    __slots__ = ("state", "conn_id", "nonce", "caller", "loopback", "remote_ip", "_seq", "_closed",
+                 "_timer")
     _pending = 0  # requests in flight; a class default, so an idle socket stores no counter
 
     def initialize(self, state: GatewayState) -> None:
@@ -68,17 +87,22 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         self.conn_id = str(uuid.uuid4())
         self.nonce = str(uuid.uuid4())
         self.caller: Caller | None = None
+        self.loopback = False
+        self.remote_ip: str | None = None
         self._seq = 0
         self._closed = False
-        self._timers: list[asyncio.TimerHandle] = []
-        self._tick_handle: asyncio.TimerHandle | None = None
+        # The handshake timeout until hello-ok, then the next tick: one timer at a time.
+        self._timer: asyncio.TimerHandle | None = None
 
     # --- Tornado hooks --------------------------------------------------------------------
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        # Not a coroutine itself: Tornado awaits what it returns, and the upgraded socket's read
+        # loop runs inside that await for the whole connection, so a wrapper coroutine here
+        # would be one more frame kept per connection.
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             return self._not_found()
-        await super().get(*args, **kwargs)
+        return super().get(*args, **kwargs)
 
     def _not_found(self, *args: Any, **kwargs: Any) -> None:
         """Only a GET upgrade is served on the WebSocket path; anything else falls through to the
@@ -102,7 +126,9 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
     def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
         proto = super().get_websocket_protocol()
         if isinstance(proto, WebSocketProtocol13):
-            proto.__class__ = LingeringProtocol  # same state, our close(); Tornado has no factory hook
+            # Tornado has no factory hook: ours is built from the parameters Tornado chose.
+            # (Assigning __class__ instead would give each socket's protocol a dict of its own.)
+            return LingeringProtocol(self, proto.mask_outgoing, proto.params)
         return proto
 
     def open(self) -> None:
@@ -112,7 +138,7 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         challenge = encoder.encode({"nonce": self.nonce, "ts": now_ms()})
         self._write(encode_event("connect.challenge", challenge))
         loop = asyncio.get_running_loop()
-        self._timers.append(loop.call_later(handshake_timeout_ms() / 1000, self._handshake_timeout))
+        self._timer = loop.call_later(handshake_timeout_ms() / 1000, self._handshake_timeout)
 
     def on_message(self, message: str | bytes) -> Any:
         if isinstance(message, bytes):
@@ -126,10 +152,8 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self._closed = True
-        for handle in self._timers:
-            handle.cancel()
-        if self._tick_handle:
-            self._tick_handle.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         if self.state.connections.pop(self.conn_id, None) is not None:
             bridge.tell("events", "unsubscribe", self.conn_id)
         if self._pending:  # its agent.wait calls end now, not at their timeout
@@ -180,7 +204,7 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
 
     def _schedule_tick(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tick_handle = loop.call_later(tick_interval_ms() / 1000, self._tick)
+        self._timer = loop.call_later(tick_interval_ms() / 1000, self._tick)
 
     def _tick(self) -> None:
         if self._closed:
@@ -224,17 +248,18 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
     def _register(self, params: ConnectParams, role: str, scopes: list[str]) -> None:
         client = params.client
         device_id = params.device.id if params.device is not None else None
-        self.caller = Caller(self.conn_id, role, frozenset(scopes), self.remote_ip, self.loopback,
-                             client.id, client.mode, device_id, frozenset(params.caps),
+        granted, caps = shared_set(scopes), shared_set(params.caps)
+        self.caller = Caller(self.conn_id, role, granted, self.remote_ip, self.loopback,
+                             sys.intern(client.id), sys.intern(client.mode), device_id, caps,
                              client.display_name or "")
         self.ws_connection.params.max_message_size = MAX_PAYLOAD
-        for handle in self._timers:
-            handle.cancel()
-        self._timers.clear()
+        if self._timer is not None:
+            self._timer.cancel()  # the handshake timeout; _schedule_tick below takes its place
+        self.nonce = ""  # signed by the device during the handshake; not needed any more
         self.state.connections[self.conn_id] = self
         tracked = client.mode not in UNTRACKED_MODES
         key = (device_id or (client.instance_id or None) or self.conn_id).lower() if tracked else None
-        sub = Subscriber(self.conn_id, role, frozenset(scopes), frozenset(params.caps), key)
+        sub = Subscriber(self.conn_id, role, granted, caps, key)
         bridge.tell("events", "subscribe", sub, self._presence(params, role, scopes) if tracked else None)
         self._schedule_tick()
         log.debug("hello-ok %s client=%s mode=%s role=%s", self.conn_id, client.id, client.mode, role,
