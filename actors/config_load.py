@@ -157,11 +157,15 @@ class _NotPlainJson(Exception):
 
 def _parse_text(raw: str) -> Any:
     """Plain JSON through the C parser (the pure-Python JSON5 one needs seconds per MB);
-    anything else, duplicate keys included, through JSON5 for its rules and messages."""
+    anything else, duplicate keys included, through JSON5 for its rules and messages. Both
+    parsers recurse per nesting level: past Python's limit that is a parse error too."""
     try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates)
-    except (ValueError, _NotPlainJson):
-        return json5.loads(raw, allow_duplicate_keys=False)
+        try:
+            return json.loads(raw, object_pairs_hook=_no_duplicates)
+        except (ValueError, _NotPlainJson):
+            return json5.loads(raw, allow_duplicate_keys=False)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def _json5_position(message: str) -> str:

@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from tests.conftest import TOKEN, read_until_closed
+from tests.conftest import TOKEN, read_until_closed, wait_until
 
 DEEP = 100_000  # after hello-ok (a 200 KB frame)
 DEEP_FIRST = 30_000  # before hello-ok: the frame must stay under 64 KiB
@@ -112,3 +112,33 @@ def test_http_bodies_too_deep_are_400(gw, path, body):
                      headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
     assert res.status_code == 400, res.text
     assert "invalid request body: JSON nested too deeply" in res.text, res.text
+
+
+# --- the config file (the operator's JSON, parsed by the C JSON parser or JSON5) ----------------
+
+DEEP_CONFIG = '{"gateway":{"auth":{"mode":"token","token":"%s"}},"x":%s}' % (TOKEN, nested(5000))
+
+
+def test_deep_config_file_refuses_start_with_a_message(gateway_factory):
+    gw = gateway_factory(None, start=False)
+    gw.config_path.write_text(DEEP_CONFIG)
+    gw.start(wait_ready=False)
+    assert gw.wait(20) == 78, gw.stderr()
+    lines = gw.stderr().splitlines()
+    assert lines[:2] == [f"Invalid config at {gw.config_path}:", f"  - {gw.config_path}: nested too deeply"]
+    assert "Traceback" not in gw.stderr()
+
+
+def test_deep_config_edit_is_a_reload_error(gateway_factory, ws_clients):
+    gw = gateway_factory({"gateway": {"auth": {"mode": "token", "token": TOKEN}}})
+    client = ws_clients(gw.url)
+    gw.config_path.write_text(DEEP_CONFIG)
+
+    def reload_error() -> str | None:
+        status = client.request("health")["payload"]["configReload"]
+        return status["status"] == "error" and status["lastError"]
+
+    assert "nested too deeply" in wait_until(reload_error, 15, what="a reload error")
+    assert client.request("health")["ok"] is True
+    text = gw.log_path.read_text() + gw.stderr()
+    assert "Traceback" not in text and "RecursionError" not in text
