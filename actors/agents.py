@@ -28,7 +28,7 @@ from actors import registry
 from actors.agent import AgentActor
 from actors.base import DEFERRED, Call, GatewayActor, Reply
 from actors.base import answer as _answer
-from actors.clock import CLOCK
+from actors.clock import CLOCK, Timer
 from actors.dedupe import DedupeCache
 from actors.run import Run, RunOutcome, RunSpec
 
@@ -55,7 +55,7 @@ class _Wait:
     (`owner`, a connection id; None over HTTP) or the gateway drains."""
     __slots__ = ("run_id", "reply", "owner", "timer")
 
-    def __init__(self, run_id: str, reply: Reply | None, owner: str | None, timer: Any) -> None:
+    def __init__(self, run_id: str, reply: Reply | None, owner: str | None, timer: Timer) -> None:
         self.run_id, self.reply, self.owner, self.timer = run_id, reply, owner, timer
 
 
