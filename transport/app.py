@@ -11,6 +11,7 @@ import time
 import tornado.httpserver
 import tornado.web
 
+from transport import accept
 from transport.http import LiveHandler, NotFoundHandler, ReadyHandler, RpcHandler
 from transport.http_openai import CompletionsHandler, ModelsHandler
 from transport.http_tools import ToolsInvokeHandler
@@ -57,7 +58,7 @@ def make_server(state: GatewayState, sockets: list) -> tornado.httpserver.HTTPSe
         make_app(state), max_body_size=MAX_PAYLOAD + 1024 * 1024, xheaders=False,
         idle_connection_timeout=deadline_s("OPENCLAW_HTTP_HEADER_TIMEOUT_MS", HEADER_TIMEOUT_MS),
         body_timeout=deadline_s("OPENCLAW_HTTP_BODY_TIMEOUT_MS", BODY_TIMEOUT_MS))
-    server.add_sockets(sockets)
+    accept.add_sockets(server, sockets)  # pauses instead of spinning when out of descriptors
     return server
 
 

@@ -195,14 +195,25 @@ def _conflict(exc: Exception, port: int, lock: InstanceLock) -> int:
     return EXIT_FAIL
 
 
+FD_LIMIT_WARN = 4096  # below this many descriptors, say how few connections fit
+FD_RESERVE = 64  # descriptors the gateway itself uses: logs, databases, pipes, listeners
+
+
 def _raise_fd_limit() -> None:
-    """Thousands of sockets need more than the common soft limit of 1024 descriptors."""
+    """Thousands of sockets need more than the common soft limit of 1024 descriptors: the soft
+    limit goes up to the hard one, and a low result is reported (each connection is one
+    descriptor; past the limit new connections wait in the listen backlog)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 65536
     if soft < target:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
         except (ValueError, OSError):
             pass
+    if soft < FD_LIMIT_WARN:
+        log.warning("open file limit is %d (hard limit %s): about %d WebSocket connections fit; "
+                    "raise it (ulimit -n, systemd LimitNOFILE=) to hold more", soft,
+                    "unlimited" if hard == resource.RLIM_INFINITY else hard, max(0, soft - FD_RESERVE))
 
 
