@@ -10,7 +10,8 @@ of the gateway's machinery (no actors, no auth, no dispatch table, no per-reques
 - any other request: an INVALID_REQUEST error.
 
 The listener mirrors the gateway's socket options that matter for the comparison: loopback,
-backlog 1024, TCP_NODELAY, no per-message compression, 64 KiB frame cap before the handshake.
+backlog as deep as the kernel allows (somaxconn), TCP_NODELAY, no per-message compression, 64 KiB
+frame cap before the handshake.
 
 Usage: python bench/bare_server.py --port 18800
 """
@@ -124,7 +125,7 @@ async def serve(port: int) -> None:
     app = tornado.web.Application([(r"/readyz?", ReadyHandler), (r"/", BareSocket)],
                                   compress_response=False, log_function=lambda handler: None)
     server = tornado.httpserver.HTTPServer(app, idle_connection_timeout=120)
-    server.add_sockets(tornado.netutil.bind_sockets(port, "127.0.0.1", backlog=1024))
+    server.add_sockets(tornado.netutil.bind_sockets(port, "127.0.0.1", backlog=65535))  # as the gateway
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
