@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -142,6 +143,7 @@ def run(args: argparse.Namespace) -> dict:
         "targets": TARGETS,
         "source": source_info(),
     }
+    _check_fd_limit(args.connections)
     try:
         log(f"temp dir {tmp}; {args.rounds} round(s) x {args.connections} connections", quiet)
         rounds = [one_round(tmp, r, args, quiet) for r in range(args.rounds)]
@@ -152,6 +154,16 @@ def run(args: argparse.Namespace) -> dict:
     result["verdict"] = result["summary"].pop("verdict")
     result["machine"]["loadavg_end"] = os.getloadavg()
     return result
+
+
+def _check_fd_limit(connections: int) -> None:
+    """Each connection is a descriptor in the server (which raises its soft limit to the hard
+    one, as this process does); below that the storm measures the limit, not the server."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < connections + 256:
+        log(f"WARNING: the open file hard limit is {hard}, fewer than {connections} connections "
+            f"+ 256: connections past it will wait or fail; raise it (ulimit -Hn, LimitNOFILE=)",
+            False)
 
 
 def _read_int(path: str) -> int | None:
