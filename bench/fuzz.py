@@ -78,8 +78,9 @@ class Run:
         try:
             fz.run_property(strategy, check, examples, chunk_seed, shrink=not self.args.no_shrink)
         except Exception as exc:  # noqa: BLE001 - recorded; the run goes on
+            notes = "\n".join(getattr(exc, "__notes__", []))  # hypothesis: the falsifying example
             self.failures.append({"phase": phase, "method": name, "seed": chunk_seed,
-                                  "error": f"{type(exc).__name__}: {exc}"[:3000]})
+                                  "error": f"{type(exc).__name__}: {exc}"[:3000], "example": notes[:5000]})
             log(f"FAILED {phase} {name} seed={chunk_seed}: {str(exc).splitlines()[0][:200]}", self.args.quiet)
             self.h.client.close()
 
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> dict:
     try:
         with harness:
             result = fuzz_rounds(args, harness, structs, main_methods, gw.pid)
-            if not args.no_restart_phase:
+            if "restart" not in args.skip:
                 restart_phase(result["_run"], harness, structs, wanted)
             problems = harness.final_problems()
     finally:
@@ -133,18 +134,21 @@ def run(args: argparse.Namespace) -> dict:
 def fuzz_rounds(args: argparse.Namespace, harness: fz.Harness, structs: dict, methods: list[str],
                 pid: int) -> dict:
     fuzz_run = Run(args, harness)
+    if not methods and {"first", "junk"} <= set(args.skip.split(",")):
+        raise SystemExit("nothing to fuzz: no method and both frame phases skipped")
     harness.client.authenticate(TOKEN)
     before = fz.rss_kb(pid)
     rounds = 0
     while not fuzz_run.spent():
         rounds += 1
-        fuzz_run.chunk("first frames", "-", fz.first_frames(TOKEN, ConnectParams), harness.first_frame,
-                       args.chunk * 4)
+        if "first" not in args.skip:
+            fuzz_run.chunk("first frames", "-", fz.first_frames(TOKEN, ConnectParams), harness.first_frame,
+                           args.chunk * 4)
         for name in methods:
             if fuzz_run.spent():
                 break
             fuzz_run.chunk("after auth", name, fz.method_requests({name: structs[name]}), harness.request, args.chunk)
-        if not fuzz_run.spent():
+        if not fuzz_run.spent() and "junk" not in args.skip:
             fuzz_run.chunk("after auth", "junk", fz.junk_frames(), harness.request, args.chunk * 4)
         fuzz_run.rss.append({"round": rounds, "examples": sum(harness.examples.values()), "rss_kb": fz.rss_kb(pid)})
         log(f"round {rounds}: {sum(harness.examples.values())} examples, RSS "
@@ -193,9 +197,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--restart-examples", type=int, default=10,
                         help="examples per method in the restart phase (10)")
     parser.add_argument("--seed", type=int, help="base seed (default: random, printed)")
-    parser.add_argument("--methods", help="comma-separated methods to fuzz (default: all)")
+    parser.add_argument("--methods", help="comma-separated methods to fuzz (default: all; 'none' for none)")
     parser.add_argument("--no-shrink", action="store_true", help="report failures unshrunk (faster)")
-    parser.add_argument("--no-restart-phase", action="store_true", help="skip the restart phase")
+    parser.add_argument("--skip", default="", help="phases to leave out, comma-separated: first,junk,restart")
     parser.add_argument("--log-level", default="info", help="the gateway's file log level (info)")
     parser.add_argument("--rss-limit-mb", type=float, default=100.0,
                         help="largest RSS growth over the main phase that passes (100)")

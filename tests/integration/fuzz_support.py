@@ -15,7 +15,9 @@ suite) and bench/fuzz.py (long runs).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import threading
 import time
 import uuid
@@ -39,13 +41,17 @@ PREAUTH_CLOSES = frozenset({1002, 1008, 1009, 1013})
 RESTART_CLOSE = 1012
 BOUNDARY_INTS = (0, 1, -1, 255, 256, 65535, 65536, 2**31 - 1, 2**31, -2**31 - 1, 2**32, 2**53 + 1,
                  2**63 - 1, 2**63, -2**63, -2**63 - 1, 2**64, 10**30)
-HUGE_SIZES = (70_000, 300_000, 1_500_000)
-DEEP_LEVELS = (200, 1_000, 5_000, 100_000)
+# Sizes of huge strings and levels of deep nesting; the environment can change them (e.g. to
+# tell the gateway's own growth from the allocator's high-water mark after big frames).
+HUGE_SIZES = tuple(int(v) for v in os.environ.get("OPENCLAW_FUZZ_HUGE_SIZES", "70000,300000,1500000").split(","))
+DEEP_LEVELS = tuple(int(v) for v in os.environ.get("OPENCLAW_FUZZ_DEEP_LEVELS", "200,1000,5000,100000").split(","))
 ANSWER_TIMEOUT_S = 15.0
 # Strings the gateway knows, so valid-looking params reach past lookups now and then.
 WORDS = ("main", "agent:main:main", "agent:main:fuzz", "global", "telegram", "irc", "default", "echo",
          "offline/echo", "exec", "read", "write", "process", "allow-once", "deny", "new", "reset",
-         "operator.admin", " ", "")
+         "operator.admin", " ", "", "{}", "[]", "{gateway: {port: 0}}", "{logging: {level: 'debug'}}",
+         "{agents: {defaults: {model: 'offline/echo'}}}", "{channels: {telegram: {}}}", "{gateway: null}",
+         "agent:main:main:extra", "agent::", "../x", "/etc/passwd")
 
 
 class Raw(str):
@@ -133,8 +139,11 @@ huge_strings = st.builds(huge_text, st.sampled_from(HUGE_SIZES), st.sampled_from
 odd_literals = st.sampled_from([Unparseable('"\\ud800"'), Unparseable('"\\udfff tail"'), Unparseable("1e400"),
                                 Unparseable("NaN"), Unparseable("Infinity"), Raw("-0"), Raw('"\\u0000"'),
                                 Raw("123456789012345678901234567890"), Raw("1.5e-400")])
+# Strings that handlers parse further (config `raw` is JSON5, tool args, session keys).
+deep_strings = st.builds(lambda levels, kind: str(deep(levels, kind)), st.sampled_from(DEEP_LEVELS),
+                         st.sampled_from(("list", "object")))
 hostile_values = st.one_of(json_values, st.sampled_from(BOUNDARY_INTS), huge_strings, deep_values,
-                           odd_literals, st.none())
+                           deep_strings, odd_literals, st.none())
 
 
 def valid_for(t: mi.Type) -> st.SearchStrategy:
@@ -540,16 +549,20 @@ class FuzzClient:
             self.ws = None
         return outcome
 
-    def read_until_closed(self, timeout: float = ANSWER_TIMEOUT_S) -> Outcome:
-        """Before auth: every answer until the server closes (a refused first frame)."""
+    def read_until_closed(self, accepted_id: str | None, timeout: float = ANSWER_TIMEOUT_S) -> Outcome:
+        """Before auth: every answer until the server closes, or until it accepts the
+        `connect` with `accepted_id` (a fuzzed one may be valid)."""
         outcome = Outcome()
         deadline = time.monotonic() + timeout
         try:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"socket still open {timeout}s after a refused first frame")
+                    raise AssertionError(f"socket still open {timeout}s after a first frame it did not accept")
                 self._read(outcome, set(), left)
+                res = outcome.answers.get(accepted_id) if accepted_id is not None else None
+                if res is not None and res.get("ok"):
+                    return outcome
         except ConnectionClosed as exc:
             outcome.closed = closed_of(exc)
             self.ws = None
@@ -576,8 +589,8 @@ def check_first_frame(client: FuzzClient, frame: Frame, must_accept: bool) -> No
         assert res and res.get("ok") and res["payload"].get("type") == "hello-ok", res
         client.close()
         return
-    outcome = client.read_until_closed()
-    res = outcome.answers.get(frame.expect_id) if frame.expect_id else None
+    outcome = client.read_until_closed(frame.expect_id)
+    res = outcome.answers.get(frame.expect_id) if frame.expect_id is not None else None
     if outcome.closed is None and res is not None and res.get("ok"):
         client.close()  # a fuzzed connect that happens to be acceptable
         return
@@ -774,8 +787,7 @@ class Harness:
         if isinstance(frame.data, str) and REAL_HASH in frame.data:
             got = client.exchange(make_request("config.get", "hash-" + uuid.uuid4().hex, {}, {}), ping=False)
             real = next(iter(got.answers.values()))["payload"]["hash"]
-            frame = Frame(frame.data.replace(json.dumps(REAL_HASH), json.dumps(real)),
-                          expect_id=frame.expect_id, method=frame.method, summary=frame.summary)
+            frame = dataclasses.replace(frame, data=frame.data.replace(json.dumps(REAL_HASH), json.dumps(real)))
         outcome = check_after_auth(client, self.token, frame, restart_ok=True)
         res = self.note(frame, outcome)
         self._check_client(client)
