@@ -285,7 +285,8 @@ ids = st.one_of(st.text(min_size=1, max_size=24), st.uuids().map(str), st.just("
 def expectation(obj: Any) -> tuple[str | None, bool]:
     """(id the server must answer, whether the answer is optional) for a text frame after auth
     (protocol §3.2): every object with a string `id` is answered; client `res`/`event` frames
-    are ignored, so their answer is optional, and so is one for a frame too deep to parse."""
+    are ignored, so their answer is optional, and so is one for a frame the server cannot read
+    as JSON (lone surrogate escapes, 1e400, NaN) or whose nesting is too deep to read."""
     if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
         return None, False
     optional = obj.get("type") in ("res", "event") or nesting_depth(obj) > 64 or unparseable(obj)
