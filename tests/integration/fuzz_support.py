@@ -506,16 +506,20 @@ class FuzzClient:
                 ping_id = f"ping-{self.pings}-{uuid.uuid4().hex[:8]}"
                 waiting.add(ping_id)
                 self.ws.send(json.dumps({"type": "req", "id": ping_id, "method": "health"}))
-            deadline = time.monotonic() + timeout
-            while waiting:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no answer within {timeout}s for {sorted(waiting)}")
-                self._read(outcome, waiting, left)
+            self._read_until(outcome, waiting, timeout)
         except ConnectionClosed as exc:
             outcome.closed = closed_of(exc)
             self.ws = None
         return outcome
+
+    def _read_until(self, outcome: Outcome, waiting: set[str], timeout: float) -> None:
+        """Read until every id in `waiting` is answered; fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no answer within {timeout}s for {sorted(waiting)}")
+            self._read(outcome, waiting, left)
 
     def _read(self, outcome: Outcome, waiting: set[str], timeout: float) -> None:
         try:
@@ -537,14 +541,8 @@ class FuzzClient:
     def read_answer(self, req_id: str, timeout: float = ANSWER_TIMEOUT_S) -> Outcome:
         """Read until `req_id` is answered or the socket closes."""
         outcome = Outcome()
-        waiting = {req_id}
-        deadline = time.monotonic() + timeout
         try:
-            while waiting:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no answer to {req_id!r} within {timeout}s")
-                self._read(outcome, waiting, left)
+            self._read_until(outcome, {req_id}, timeout)
         except ConnectionClosed as exc:
             outcome.closed = closed_of(exc)
             self.ws = None
