@@ -1,4 +1,4 @@
-"""One timer thread for the whole process: run deadlines and delta flushes (actors/run.py).
+"""One timer thread for the whole process: run deadlines and delta flushes (actors/agents/run.py).
 
 pykka actors have no timers, and a `threading.Timer` per run (or per 150 ms delta window)
 would start a thread each time. `CLOCK.call_later(delay, fn)` queues `fn` on a heap served by

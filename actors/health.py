@@ -1,6 +1,6 @@
 """HealthActor: the gateway's health summary (protocol §9.1) and the `health` event.
 
-Facts are pushed here (tell-only): the loop-side reload glue (transport/reload.py) its
+Facts are pushed here (tell-only): the loop-side reload glue (lifecycle/reload.py) its
 `configReload` status, later the session store its counts and the channel supervisor its
 accounts. Every few seconds the summary
 is rebuilt and, when its content changed (ignoring `ts` and `durationMs`), published through the

@@ -30,7 +30,6 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 import tornado.websocket
-
 from loadgen import raise_nofile_limit  # the same helper the client uses (bench/ is on sys.path)
 
 # A health payload captured from the gateway (`health` with no params, empty state dir), with

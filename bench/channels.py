@@ -59,11 +59,21 @@ sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
 from loadgen import SyncConn, parse_frames, percentile, request_frame  # noqa: E402
-from run import (TOKEN, Server, bench_parser, drop_tmp,  # noqa: E402
-                 fill_defaults, free_port, gateway_server, log, run_main, source_info)
-from tests.fakes.telegram_api import TelegramApi, _Handler  # noqa: E402
+from run import (  # noqa: E402
+    TOKEN,
+    Server,
+    bench_parser,
+    drop_tmp,
+    fill_defaults,
+    free_port,
+    gateway_server,
+    log,
+    run_main,
+    source_info,
+)
 
 from actors.channels.telegram import _Client  # noqa: E402  (the adapter's Bot API client)
+from tests.fakes.telegram_api import TelegramApi, _Handler  # noqa: E402
 
 RSS_TARGET_MB = 40.0
 FIRST_USER = 100001

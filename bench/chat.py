@@ -55,8 +55,8 @@ sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
 from loadgen import EVENT_PREFIX, RES_PREFIX, WSConn, open_conn, percentile, text_frame  # noqa: E402
-from run import (TOKEN, Server, bench_parser, drop_tmp,  # noqa: E402
-                 fill_defaults, free_port, gateway_server, log, run_main)
+from run import TOKEN, Server, bench_parser, drop_tmp, fill_defaults, free_port, gateway_server, log, run_main  # noqa: E402
+
 from tests.fakes.model_server import ModelServer, Stream, openai_text  # noqa: E402
 
 CHAT_PREFIX = EVENT_PREFIX + b',"event":"chat"'

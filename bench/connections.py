@@ -43,8 +43,19 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import loadgen  # noqa: E402
-from run import (TOKEN, Server, bare_server, bench_parser, drop_tmp, fill_defaults,  # noqa: E402
-                 free_port, gateway_server, log, run_main, source_info)
+from run import (  # noqa: E402
+    TOKEN,
+    Server,
+    bare_server,
+    bench_parser,
+    drop_tmp,
+    fill_defaults,
+    free_port,
+    gateway_server,
+    log,
+    run_main,
+    source_info,
+)
 
 TARGETS = {"answered_pct": 100.0, "rss_ratio_max": 1.2}
 SERVERS = ("gateway", "bare")

@@ -40,8 +40,8 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
-from run import (TOKEN, bench_parser, drop_tmp, fill_defaults, free_port,  # noqa: E402
-                 gateway_server, log, run_main)
+from run import TOKEN, bench_parser, drop_tmp, fill_defaults, free_port, gateway_server, log, run_main  # noqa: E402
+
 from tests.integration import fuzz_support as fz  # noqa: E402
 from transport.protocol import ConnectParams  # noqa: E402
 

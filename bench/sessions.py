@@ -46,8 +46,21 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
-from run import (NOISY_OTHER_PCT, TOKEN, Server, _mb, bench_parser, drop_tmp,  # noqa: E402
-                 fill_defaults, free_port, gateway_server, log, median_of, run_main, source_info)
+from run import (  # noqa: E402
+    NOISY_OTHER_PCT,
+    TOKEN,
+    Server,
+    _mb,
+    bench_parser,
+    drop_tmp,
+    fill_defaults,
+    free_port,
+    gateway_server,
+    log,
+    median_of,
+    run_main,
+    source_info,
+)
 
 TARGETS = {"list_rps": 8000.0}
 # (name, column title, params). `{}` is the target's load; identical requests in flight share
@@ -83,8 +96,8 @@ ASSISTANT_TEXTS = ["Sure: the team agreed to ship the release on Friday, pending
 def populate(state_dir: Path, count: int, now: int | None = None) -> dict:
     """Create the main agent's sessions database with the store's own migrations, then write
     `count` sessions (with their session ids and two messages each) in one transaction."""
-    from actors.sessions import SessionStore, db_path
-    from actors.session_keys import kind_of, normalize_key
+    from actors.sessions.keys import kind_of, normalize_key
+    from actors.sessions.store import SessionStore, db_path
 
     t0 = time.perf_counter()
     ref = SessionStore.start(str(state_dir), notify_health=False)  # on_start runs the migrations

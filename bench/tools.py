@@ -57,8 +57,19 @@ sys.path.insert(0, str(ROOT))
 
 import loadgen  # noqa: E402
 from loadgen import RES_PREFIX, SyncConn, percentile, request_frame  # noqa: E402
-from run import (TOKEN, Server, bench_parser, drop_tmp,  # noqa: E402
-                 fill_defaults, free_port, gateway_server, log, run_main, source_info)
+from run import (  # noqa: E402
+    TOKEN,
+    Server,
+    bench_parser,
+    drop_tmp,
+    fill_defaults,
+    free_port,
+    gateway_server,
+    log,
+    run_main,
+    source_info,
+)
+
 from tests.fakes.model_server import ModelServer, Stream, _Handler, openai_text, openai_tool_calls  # noqa: E402
 
 HEALTH_TARGET_P99_MS = 50.0

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from actors.config_load import load_config
+from actors.config.load import load_config
 from cli.client import connection_options, with_client, with_gateway_or_local
 from cli.config import invalid_config, local_path
 from cli.output import EXIT_FAIL, EXIT_UNREACHABLE, EXIT_USAGE, CliError, emit_json, fail, warn
@@ -237,7 +237,7 @@ def _confirm_logout(channel: str, yes: bool, as_json: bool) -> None:
 def logout_locally(state_dir: str, channel: str) -> dict:
     """Delete `<state>/credentials/<channel>/default/` under the state-dir lock, as the
     gateway's channels.logout would; the same result shape."""
-    from transport.lock import InstanceLock, LockHeld  # only needed without a gateway
+    from lifecycle.lock import InstanceLock, LockHeld  # only needed without a gateway
 
     lock = InstanceLock(state_dir)
     try:

@@ -18,7 +18,14 @@ import tornado.websocket
 from tornado.httpclient import HTTPClientError, HTTPRequest
 
 from cli.output import (
-    EXIT_FAIL, EXIT_UNAUTHORIZED, EXIT_UNREACHABLE, EXIT_USAGE, CliError, emit_json, fail, fail_usage,
+    EXIT_FAIL,
+    EXIT_UNAUTHORIZED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+    emit_json,
+    fail,
+    fail_usage,
 )
 from cli.target import Target, resolve_target
 from transport.protocol import DEFAULT_OPERATOR_SCOPES, PROJECT_VERSION, PROTOCOL_VERSION

@@ -15,10 +15,10 @@ from typing import Any, Awaitable, Callable
 import click
 import json5
 
-from actors.config_load import ConfigSnapshot, effective, load_config, redact
-from actors.config_reload import classify, join
-from actors.config_schema import REDACTED, is_sensitive_key
-from actors.config_write import WriteError, write_config
+from actors.config.load import ConfigSnapshot, effective, load_config, redact
+from actors.config.reload import classify, join
+from actors.config.schema import REDACTED, is_sensitive_key
+from actors.config.write import WriteError, write_config
 from actors.paths import resolve_config_path, resolve_state_dir
 from cli.client import GatewayClient, connection_options, with_gateway_or_local
 from cli.output import EXIT_CONFIG, EXIT_FAIL, EXIT_USAGE, CliError, emit_json, fail, warn
@@ -385,6 +385,6 @@ def validate_cmd(as_json: bool) -> None:
 def schema_cmd(as_json: bool) -> None:
     """Print the config JSON Schema (2020-12), the same document as RPC config.schema."""
     # Local and independent of the config file: it works even when the config is invalid.
-    from actors.config_jsonschema import config_schema
+    from actors.config.jsonschema import config_schema
 
     emit_json(config_schema())

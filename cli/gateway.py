@@ -7,12 +7,12 @@ import sys
 
 import click
 
+from actors.config.load import valid_bind
 from cli import health as health_cmd
 from cli import restart as restart_cmd
 from cli.client import connection_options, run_call
 from cli.output import fail_usage
-from actors.config_load import valid_bind
-from transport.startup import RunOptions
+from lifecycle.startup import RunOptions
 
 
 def _port(value: int | None) -> int | None:
@@ -57,7 +57,7 @@ def run(ctx: click.Context, port: int | None, bind: str | None, token: str | Non
     """
     if bind is not None and not valid_bind(bind):
         fail_usage(f'invalid --bind "{bind}" (expected loopback | lan | tailnet | custom | auto | <ip address>)')
-    from transport import process  # heavy imports only for the server
+    from lifecycle import process  # heavy imports only for the server
 
     obj = ctx.find_root().obj or {}
     opts = RunOptions(port=_port(port), bind=bind, token=token, password=password, verbose=verbose,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from cli.client import GatewayClient, connection_options, with_client
 from cli.output import EXIT_FAIL, emit_json, human_duration
-
-import sys
 
 
 async def _gather(client: GatewayClient, probe: bool) -> dict:

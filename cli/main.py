@@ -31,8 +31,7 @@ def root(ctx: click.Context, log_level: str | None, no_color: bool) -> None:
 
 
 def main() -> None:
-    from cli import (channels, chat, config, gateway, health, pairing, sessions,  # noqa: F401 - registers the commands
-                     status)
+    from cli import channels, chat, config, gateway, health, pairing, sessions, status  # noqa: F401 - registers the commands
 
     root.add_command(gateway.gateway)
     root.add_command(health.health)

@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 
 import click
 
-from actors.session_keys import SessionKeyError, agent_id_of, normalize_key
+from actors.sessions.keys import SessionKeyError, agent_id_of, normalize_key
 from cli.client import GatewayClient, RpcError, connection_options, with_gateway_or_local
 from cli.output import EXIT_FAIL, EXIT_USAGE, CliError, emit_json, fail, warn
 from cli.sessions_local import read_locally, write_locally
@@ -54,7 +54,7 @@ def _read(conn: dict, as_json: bool, work: Callable[[Fetch], Awaitable[Any]]) ->
 
 
 def _defaults(snapshot: Any) -> dict:
-    from transport.gateway import session_defaults  # the gateway's own rule, imported lazily
+    from lifecycle.gateway import session_defaults  # the gateway's own rule, imported lazily
 
     return session_defaults(snapshot.config)
 

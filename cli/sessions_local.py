@@ -13,10 +13,10 @@ import sqlite3
 import urllib.parse
 from typing import Any, Callable
 
-from actors.session_keys import valid_agent_id
-from actors.sessions import SessionError, SessionStore, db_path
+from actors.sessions.keys import valid_agent_id
+from actors.sessions.store import SessionError, SessionStore, db_path
 from cli.output import EXIT_FAIL, CliError
-from transport.lock import InstanceLock, LockHeld
+from lifecycle.lock import InstanceLock, LockHeld
 
 # Another CLI write holds the lock for milliseconds; a gateway holds it for good, so waiting
 # longer than this only delays the error.

@@ -8,7 +8,7 @@ import asyncio
 import click
 
 from actors import logs
-from actors.config_load import load_config
+from actors.config.load import load_config
 from actors.paths import resolve_config_path, resolve_state_dir
 from cli.client import GatewayClient, RpcError, make_target
 from cli.output import CliError, emit_json, human_duration

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from actors.config_load import ConfigSnapshot, defaults, load_config
+from actors.config.load import ConfigSnapshot, defaults, load_config
+from actors.config.settings import resolve_auth, resolve_port
 from actors.paths import env, resolve_config_path, resolve_state_dir
-from actors.settings import resolve_auth, resolve_port
 from cli.output import warn
 
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from actors.settings import AuthSettings
+from actors.config.settings import AuthSettings
 from transport.protocol import GatewayError, invalid
 
 PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")

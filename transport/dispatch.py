@@ -14,7 +14,12 @@ import msgspec
 from transport.bridge import ActorUnavailable
 from transport.methods import ADMIN, READ, WRITE, Method, table
 from transport.protocol import (
-    FORBIDDEN, UNAVAILABLE, GatewayError, decode_json, describe_validation_error, invalid,
+    FORBIDDEN,
+    UNAVAILABLE,
+    GatewayError,
+    decode_json,
+    describe_validation_error,
+    invalid,
 )
 from transport.state import GatewayState
 

@@ -14,10 +14,28 @@ from transport.auth import check_secret, lockout_error, origin_allowed
 from transport.dispatch import method_names
 from transport.methods.system import health_summary
 from transport.protocol import (
-    BUILD_ID, CLOSE_POLICY, CLOSE_PROTOCOL, CLOSE_TRY_LATER, DEFAULT_OPERATOR_SCOPES,
-    MAX_BUFFERED_BYTES, MAX_PAYLOAD, MIN_NODE_PROTOCOL, OPERATOR_SCOPES, PROTOCOL_VERSION,
-    SERVER_VERSION, UNAVAILABLE, ConnectParams, GatewayError, RequestFrame, TooDeep, any_decoder,
-    connect_params_problem, decode_json, describe_validation_error, frame_decoder, invalid,
+    BUILD_ID,
+    CLOSE_POLICY,
+    CLOSE_PROTOCOL,
+    CLOSE_TRY_LATER,
+    DEFAULT_OPERATOR_SCOPES,
+    MAX_BUFFERED_BYTES,
+    MAX_PAYLOAD,
+    MIN_NODE_PROTOCOL,
+    OPERATOR_SCOPES,
+    PROTOCOL_VERSION,
+    SERVER_VERSION,
+    UNAVAILABLE,
+    ConnectParams,
+    GatewayError,
+    RequestFrame,
+    TooDeep,
+    any_decoder,
+    connect_params_problem,
+    decode_json,
+    describe_validation_error,
+    frame_decoder,
+    invalid,
     top_level_id,
 )
 from transport.state import DRAINING, READY, GatewayState

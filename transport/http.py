@@ -15,8 +15,16 @@ from tornado.iostream import IOStream, StreamClosedError
 from transport.auth import is_loopback_request, lockout_error, request_client_ip, secret_equal
 from transport.dispatch import Caller, dispatch
 from transport.protocol import (
-    INVALID_REQUEST, MAX_PAYLOAD, OPERATOR_SCOPES, ErrorShape,
-    GatewayError, NonEmpty, TooDeep, decode_json, describe_validation_error, encoder,
+    INVALID_REQUEST,
+    MAX_PAYLOAD,
+    OPERATOR_SCOPES,
+    ErrorShape,
+    GatewayError,
+    NonEmpty,
+    TooDeep,
+    decode_json,
+    describe_validation_error,
+    encoder,
 )
 from transport.state import READY, GatewayState
 

@@ -22,18 +22,23 @@ import msgspec
 import tornado.web
 from tornado.iostream import StreamClosedError
 
+from actors.agents.providers import NoProviderError, resolve_candidates
+from actors.agents.run import RunOutcome
 from actors.events import Subscriber
-from actors.providers import NoProviderError, resolve_candidates
-from actors.run import RunOutcome
-from actors.session_keys import DEFAULT_AGENT_ID, SessionKeyError, normalize_key, rest_of
-from actors.sessions import SessionError
+from actors.sessions.keys import DEFAULT_AGENT_ID, SessionKeyError, normalize_key, rest_of
+from actors.sessions.store import SessionError
 from transport import bridge
 from transport.bridge import ActorUnavailable
 from transport.dispatch import Caller, Context
 from transport.http import _check_bearer, _Rejection, answer_early, body_unwanted
 from transport.methods.chat import Attachment, content_parts, start_run
 from transport.protocol import (
-    INVALID_REQUEST, GatewayError, TooDeep, decode_json, describe_validation_error, encoder,
+    INVALID_REQUEST,
+    GatewayError,
+    TooDeep,
+    decode_json,
+    describe_validation_error,
+    encoder,
 )
 from transport.state import DRAINING, GatewayState
 

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import tornado.web
 
-from transport.http import BearerBody, _Rejection, _reject
+from transport.http import BearerBody, _reject, _Rejection
 from transport.methods.tools import invoke_tool, tool_request
 from transport.protocol import GatewayError, decode_json, encoder
 

@@ -9,16 +9,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from actors.config_load import ConfigSnapshot
+from actors.config.load import ConfigSnapshot
+from actors.config.settings import AuthSettings
+from actors.config.watcher import KnownHash
 from actors.health import default_reload_status
-from actors.settings import AuthSettings
-from actors.watcher import KnownHash
 from transport.auth import FailedAuthLimiter
 
 if TYPE_CHECKING:
+    from lifecycle.restart import RestartScheduler
+    from lifecycle.startup import RunOptions
     from transport.loopstats import LoopProbe
-    from transport.restart import RestartScheduler
-    from transport.startup import RunOptions
     from transport.ws import GatewaySocket
 
 STARTING, READY, DRAINING = "starting", "ready", "draining"
@@ -46,7 +46,7 @@ class GatewayState:
     health: dict | None = None  # the HealthActor's latest summary, mirrored on the loop
     health_at: float = 0.0  # monotonic time the mirror was last refreshed
     extra: dict[str, Any] = field(default_factory=dict)
-    # --- config reload (transport/reload.py) and in-process restart (transport/restart.py) ---
+    # --- config reload (lifecycle/reload.py) and in-process restart (lifecycle/restart.py) ---
     opts: "RunOptions | None" = None  # the run flags: they beat the config at every (re)boot
     state_dir_from_env: bool = False  # picks the default log file name (logs.log_file_path)
     boot_snapshot: ConfigSnapshot | None = None  # what this boot started with (pendingRestart)

@@ -26,10 +26,29 @@ from transport.auth import is_loopback_request, request_client_ip
 from transport.dispatch import Caller, dispatch
 from transport.handshake import Handshake, Refused, readable_id, tick_interval_ms
 from transport.protocol import (
-    CLOSE_INTERNAL, CLOSE_POLICY, CLOSE_RESTART, CLOSE_UNSUPPORTED, HANDSHAKE_TIMEOUT_MS,
-    MAX_BUFFERED_BYTES, MAX_HANDSHAKE_FRAME, MAX_PAYLOAD, MAX_PENDING_REQUESTS, UNAVAILABLE,
-    TOO_DEEP, ConnectParams, GatewayError, RequestFrame, TooDeep, decode_json,
-    describe_validation_error, encode_error, encode_event, encode_ok, encoder, frame_decoder, invalid,
+    CLOSE_INTERNAL,
+    CLOSE_POLICY,
+    CLOSE_RESTART,
+    CLOSE_UNSUPPORTED,
+    HANDSHAKE_TIMEOUT_MS,
+    MAX_BUFFERED_BYTES,
+    MAX_HANDSHAKE_FRAME,
+    MAX_PAYLOAD,
+    MAX_PENDING_REQUESTS,
+    TOO_DEEP,
+    UNAVAILABLE,
+    ConnectParams,
+    GatewayError,
+    RequestFrame,
+    TooDeep,
+    decode_json,
+    describe_validation_error,
+    encode_error,
+    encode_event,
+    encode_ok,
+    encoder,
+    frame_decoder,
+    invalid,
 )
 from transport.state import GatewayState
 from transport.ws_protocol import LingeringProtocol

@@ -43,7 +43,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Literal
 
 from actors.channels.frames import Inbound
-from actors.config_schema import IrcChannel, TelegramChannel
+from actors.config.schema import IrcChannel, TelegramChannel
 
 Action = Literal["allow", "deny", "pair"]
 

@@ -28,7 +28,7 @@ class Emitter(Protocol):
 
 
 class Adapter:
-    """Base class. `config` is the channel's typed config block (actors/config_schema.py:
+    """Base class. `config` is the channel's typed config block (actors/config/schema.py:
     IrcChannel or TelegramChannel); `state_dir` the gateway's state dir (a channel keeps its
     cursor under `<state>/credentials/<channel>/<accountId>/`)."""
 

@@ -52,7 +52,7 @@ def fault_for(channel: str) -> str | None:
 
 
 def adapter_class(channel: str) -> tuple[type[Adapter], type]:
-    from actors import config_schema
+    from actors.config import schema as config_schema
     if channel == "irc":
         from actors.channels.irc import IrcAdapter
         return IrcAdapter, config_schema.IrcChannel

@@ -20,14 +20,14 @@ from typing import Any
 import msgspec
 
 from actors import registry
+from actors.agents.providers import NoProviderError, resolve_candidates
+from actors.agents.run import RunOutcome, RunSpec
 from actors.base import Call, GatewayActor
 from actors.channels import access, frames
 from actors.channels.supervisor import channel_block
-from actors.config_schema import Config
-from actors.providers import NoProviderError, resolve_candidates
-from actors.run import RunOutcome, RunSpec
-from actors.session_keys import DEFAULT_AGENT_ID
-from actors.sessions import model_ref
+from actors.config.schema import Config
+from actors.sessions.keys import DEFAULT_AGENT_ID
+from actors.sessions.store import model_ref
 
 log = logging.getLogger("openclaw.channels")
 

@@ -18,7 +18,7 @@ from actors import registry
 from actors.base import Call, GatewayActor
 from actors.channels import frames
 from actors.channels.host import ChannelHost
-from actors.config_schema import Config
+from actors.config.schema import Config
 
 log = logging.getLogger("openclaw.channels")
 

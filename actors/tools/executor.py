@@ -31,9 +31,9 @@ from actors import registry
 from actors.base import DEFERRED, Call, GatewayActor, Reply
 from actors.base import answer as _answer
 from actors.clock import CLOCK
-from actors.config_schema import Exec
+from actors.config.schema import Exec
 from actors.tools import fs, policy, workspace
-from actors.tools.approvals import Approvals, Pending
+from actors.tools.approvals import Approvals
 from actors.tools.proc import ExecProcess
 from actors.tools.reaper import Reaper
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from actors.providers import ToolSpec
+from actors.agents.providers import ToolSpec
 
 
 def _obj(required: list[str], **props: dict) -> dict:

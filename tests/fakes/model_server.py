@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-
 # --- steps ------------------------------------------------------------------------------
 
 @dataclass

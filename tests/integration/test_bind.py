@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from lifecycle import ports
 from tests.conftest import TOKEN
-from transport import ports
 
 AUTH = {"auth": {"mode": "token", "token": TOKEN}}
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 import time
 import uuid
 
-
 from tests.conftest import TOKEN, chat_events, ok, wait_until
-from tests.fakes.model_server import (Hang, ModelServer, Status, Stream, anthropic_text,
-                                      openai_text)
+from tests.fakes.model_server import Hang, ModelServer, Status, Stream, anthropic_text, openai_text
 
 AUTH = {"gateway": {"auth": {"mode": "token", "token": TOKEN}}}
 NO_PROVIDER = "no model provider configured; set models.providers.<id> and agents.defaults.model"

@@ -11,7 +11,6 @@ import subprocess
 import time
 import uuid
 
-
 from tests.conftest import OPENCLAW, TOKEN, free_port
 from tests.fakes.model_server import ModelServer, Status, Stream, openai_text
 from tests.integration.test_cli import cli

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from actors.sessions import SessionStore, db_path
+from actors.sessions.store import SessionStore, db_path
+from lifecycle.lock import InstanceLock, lock_path
 from tests.conftest import OPENCLAW, TOKEN, free_port
 from tests.integration.test_cli import cli
-from transport.lock import InstanceLock, lock_path
 
 CONFIG = {"gateway": {"auth": {"mode": "token", "token": TOKEN}},
           "agents": {"defaults": {"model": "offline/echo"}}}

@@ -26,6 +26,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 BARE_SERVER = BENCH / "bare_server.py"
 sys.path.insert(0, str(BENCH))
 import loadgen  # noqa: E402
+
 CONNECTIONS = 1500
 # bench/connections.py's target is 1.2 over 10,000 connections; 1,500 are noisier (allocator
 # arenas), so the margin is wider, and still well below the ~1.5 this guards against.

@@ -15,7 +15,7 @@ import pytest
 
 from actors.channels.frames import Inbound
 from actors.channels.irc import LINE_MAX, IrcAdapter, IrcNotConnected
-from actors.config_schema import IrcChannel, NickServ
+from actors.config.schema import IrcChannel, NickServ
 from tests.fakes.ircd import SERVER_NAME, Ngircd, ngircd_available
 
 pytestmark = pytest.mark.skipif(not ngircd_available(),

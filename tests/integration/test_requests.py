@@ -406,7 +406,8 @@ def test_config_get_redacts_every_secret(gw, ws_clients):
     assert payload["config"]["gateway"]["port"] == 18789  # defaults filled in
     assert payload["config"]["gateway"]["auth"]["rateLimit"]["maxAttempts"] == 10
     raw_bytes = gw.config_path.read_bytes()
-    import base64, hashlib
+    import base64
+    import hashlib
     digest = base64.urlsafe_b64encode(hashlib.sha256(raw_bytes).digest()).rstrip(b"=").decode()
     assert payload["hash"] == f"sha256:v1:{digest}"
     assert payload["configRevisionHash"] == payload["appliedConfigHash"]
@@ -418,7 +419,8 @@ def test_config_get_with_no_file(gateway_factory, ws_clients):
     payload = ws_clients(ngw.url).request("config.get")["payload"]
     assert payload["exists"] is False and payload["raw"] is None
     assert payload["parsed"] == {} and payload["resolved"] == {}
-    import base64, hashlib
+    import base64
+    import hashlib
     empty = base64.urlsafe_b64encode(hashlib.sha256(b"").digest()).rstrip(b"=").decode()
     assert payload["hash"] == f"sha256:v1:{empty}"
     assert payload["config"]["gateway"]["port"] == 18789

@@ -15,7 +15,7 @@ import pytest
 
 from actors.channels.frames import Inbound
 from actors.channels.telegram import TelegramAdapter, TelegramError
-from actors.config_schema import TelegramChannel
+from actors.config.schema import TelegramChannel
 from tests.fakes.telegram_api import TelegramApi
 
 TOKEN = "987654:FAKE-secret-token-xyz"

@@ -17,8 +17,7 @@ import json5
 import pytest
 
 from tests.conftest import TOKEN, chat_events, ok, wait_until
-from tests.fakes.model_server import (Stream, anthropic_text, anthropic_tool_use, openai_text,
-                                      openai_tool_calls)
+from tests.fakes.model_server import Stream, anthropic_text, anthropic_tool_use, openai_text, openai_tool_calls
 
 AUTH = {"gateway": {"auth": {"mode": "token", "token": TOKEN}}}
 FULL = {**AUTH, "tools": {"exec": {"security": "full", "ask": "off"}}}

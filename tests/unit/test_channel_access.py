@@ -6,12 +6,23 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from actors.channels.access import (DM_DISABLED, DM_NOT_ALLOWED, GROUP_DISABLED, GROUP_NOT_ALLOWED,
-                                    GROUP_SENDER_NOT_ALLOWED, NOT_MENTIONED, decide, irc_mask,
-                                    irc_matches, normalize_sender, normalize_telegram,
-                                    sender_matches, telegram_matches)
+from actors.channels.access import (
+    DM_DISABLED,
+    DM_NOT_ALLOWED,
+    GROUP_DISABLED,
+    GROUP_NOT_ALLOWED,
+    GROUP_SENDER_NOT_ALLOWED,
+    NOT_MENTIONED,
+    decide,
+    irc_mask,
+    irc_matches,
+    normalize_sender,
+    normalize_telegram,
+    sender_matches,
+    telegram_matches,
+)
 from actors.channels.frames import Inbound
-from actors.config_schema import IrcChannel, TelegramChannel
+from actors.config.schema import IrcChannel, TelegramChannel
 
 
 def tg(**cfg) -> TelegramChannel:

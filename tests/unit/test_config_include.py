@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from actors.config_load import ConfigSnapshot, load_config
+from actors.config.load import ConfigSnapshot, load_config
 
 ROOT_NAME = "openclaw.json"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.config_reload import changed_paths, classify
+from actors.config.reload import changed_paths, classify
 
 TELEGRAM = {"botToken": "1:a", "apiRoot": "http://127.0.0.1:9"}
 

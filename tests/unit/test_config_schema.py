@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from actors.config_jsonschema import config_schema, ui_hints
-from actors.config_load import ConfigSnapshot, ignored_paths, load_config
-from actors.config_reload import reload_class
-from actors.config_schema import Config
+from actors.config.jsonschema import config_schema, ui_hints
+from actors.config.load import ConfigSnapshot, ignored_paths, load_config
+from actors.config.reload import reload_class
+from actors.config.schema import Config
 
 
 def load(tmp_path: Path, doc: dict | str, environ: dict | None = None) -> ConfigSnapshot:

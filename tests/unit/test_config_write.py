@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from actors import config_write
-from actors.config_load import load_config
-from actors.config_write import WriteError, merge_patch, replace_whole, write_config
+from actors.config import write as config_write
+from actors.config.load import load_config
+from actors.config.write import WriteError, merge_patch, replace_whole, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,8 +165,8 @@ def test_file_changed_on_disk_during_the_write_aborts(tmp_path: Path, monkeypatc
 CRASH_CHILD = """
 import os, sys, time
 sys.path.insert(0, {root!r})
-from actors import config_write
-from actors.config_write import merge_patch, write_config
+from actors.config import write as config_write
+from actors.config.write import merge_patch, write_config
 
 def pause(tmp):
     print(tmp, flush=True)

@@ -7,8 +7,8 @@ import asyncio
 import msgspec
 import pytest
 
-from actors.config_load import defaults
-from actors.settings import AuthSettings
+from actors.config.load import defaults
+from actors.config.settings import AuthSettings
 from transport.dispatch import Caller, dispatch
 from transport.methods import READ, method
 from transport.protocol import GatewayError

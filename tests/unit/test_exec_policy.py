@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.config_schema import AllowEntry, Exec
+from actors.config.schema import AllowEntry, Exec
 from actors.tools.policy import (
     DENIED_BY_POLICY,
     DENIED_NO_APPROVER,

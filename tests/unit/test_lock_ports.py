@@ -1,4 +1,4 @@
-"""transport/ports.py and transport/lock.py: real sockets on 127.0.0.1, real child processes."""
+"""lifecycle/ports.py and lifecycle/lock.py: real sockets on 127.0.0.1, real child processes."""
 
 from __future__ import annotations
 
@@ -18,12 +18,32 @@ from typing import Callable, Iterator
 
 import pytest
 
-from transport.lock import (ForceError, ForceRefused, InstanceLock, LockHeld, audit, audit_path,
-                            force_free_port, force_takeover_lock, is_gateway_process, lock_path,
-                            pid_alive)
-from transport.ports import (BindError, PortInUse, bind_listeners, bind_sockets,
-                             find_listener_pid, first_lan_ipv4, first_tailnet_ipv4,
-                             is_local_address, listen_addresses, local_addresses, process_command)
+from lifecycle.lock import (
+    ForceError,
+    ForceRefused,
+    InstanceLock,
+    LockHeld,
+    audit,
+    audit_path,
+    force_free_port,
+    force_takeover_lock,
+    is_gateway_process,
+    lock_path,
+    pid_alive,
+)
+from lifecycle.ports import (
+    BindError,
+    PortInUse,
+    bind_listeners,
+    bind_sockets,
+    find_listener_pid,
+    first_lan_ipv4,
+    first_tailnet_ipv4,
+    is_local_address,
+    listen_addresses,
+    local_addresses,
+    process_command,
+)
 
 pytestmark = [
     pytest.mark.timeout(30),
@@ -50,7 +70,7 @@ print('ready', flush=True)
 time.sleep(60)
 """
 LOCK_HOLDER = """import sys, time
-from transport.lock import InstanceLock
+from lifecycle.lock import InstanceLock
 InstanceLock(sys.argv[1]).acquire(timeout_ms=2000, info={'port': 1234})
 print('ready', flush=True)
 time.sleep(60)

@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 
 from actors.base import call_sync
-from actors.channels.pairing import (CODE_ALPHABET, CODE_TTL_MS, UNKNOWN_CODE, PairingError,
-                                     PairingStore, allow_path, pairing_path)
+from actors.channels.pairing import (
+    CODE_ALPHABET,
+    CODE_TTL_MS,
+    UNKNOWN_CODE,
+    PairingError,
+    PairingStore,
+    allow_path,
+    pairing_path,
+)
 
 
 class Clock:

@@ -1,6 +1,6 @@
 """Unit tests of the protocol's building blocks: transport/auth.py (loopback rules, secrets,
 origins, the failed-auth limiter), actors/events.py (visibility, droppable events, the EventHub
-actor with a capturing `deliver`), actors/config_load.py (redaction, `${VAR}`), and
+actor with a capturing `deliver`), actors/config/load.py (redaction, `${VAR}`), and
 transport/protocol.py (validation messages)."""
 
 from __future__ import annotations
@@ -15,13 +15,18 @@ import pytest
 from tornado.httputil import HTTPHeaders
 
 from actors.base import Call
-from actors.config_load import load_config, redact, redact_raw, secret_values
-from actors.config_schema import REDACTED, is_sensitive_key
+from actors.config.load import load_config, redact, redact_raw, secret_values
+from actors.config.schema import REDACTED, is_sensitive_key
+from actors.config.settings import AuthSettings
 from actors.events import EventHub, Subscriber, droppable, visible, with_text
-from actors.settings import AuthSettings
 from transport.auth import (
-    FailedAuthLimiter, check_secret, is_loopback_ip, is_loopback_request, lockout_error,
-    origin_allowed, secret_equal,
+    FailedAuthLimiter,
+    check_secret,
+    is_loopback_ip,
+    is_loopback_request,
+    lockout_error,
+    origin_allowed,
+    secret_equal,
 )
 from transport.protocol import ConnectParams, RequestFrame, describe_validation_error
 

@@ -11,18 +11,40 @@ from typing import Any, Iterator
 import msgspec
 import pytest
 
-from actors.config_schema import Config
-from actors.providers import (NO_PROVIDER_MESSAGE, CancelToken, ChatRequest, Message,
-                              NoProviderError, ProviderError, Stop, TextDelta, ToolCall,
-                              ToolCallComplete, ToolCallDelta, ToolSpec, Usage, model_refs,
-                              resolve_candidates, resolve_model)
-from actors.providers.anthropic import AnthropicProvider
-from actors.providers.http_stream import RetryPolicy
-from actors.providers.offline import OfflineProvider
-from actors.providers.openai import OpenAIProvider
-from tests.fakes.model_server import (Hang, ModelServer, Status, Stream, anthropic_error,
-                                      anthropic_text, anthropic_tool_use, openai_text,
-                                      openai_tool_calls)
+from actors.agents.providers import (
+    NO_PROVIDER_MESSAGE,
+    CancelToken,
+    ChatRequest,
+    Message,
+    NoProviderError,
+    ProviderError,
+    Stop,
+    TextDelta,
+    ToolCall,
+    ToolCallComplete,
+    ToolCallDelta,
+    ToolSpec,
+    Usage,
+    model_refs,
+    resolve_candidates,
+    resolve_model,
+)
+from actors.agents.providers.anthropic import AnthropicProvider
+from actors.agents.providers.http_stream import RetryPolicy
+from actors.agents.providers.offline import OfflineProvider
+from actors.agents.providers.openai import OpenAIProvider
+from actors.config.schema import Config
+from tests.fakes.model_server import (
+    Hang,
+    ModelServer,
+    Status,
+    Stream,
+    anthropic_error,
+    anthropic_text,
+    anthropic_tool_use,
+    openai_text,
+    openai_tool_calls,
+)
 
 FAST = RetryPolicy(retries=2, base_delay=0.02, max_delay=0.1, max_retry_after=5)
 WEATHER = ToolSpec(name="get_weather", description="Weather of a city",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from actors.dedupe import DedupeCache
-from actors.run import in_turn_order, provider_messages
+from actors.agents.dedupe import DedupeCache
+from actors.agents.run import in_turn_order, provider_messages
 
 
 def msg(role: str, text: str, run_id: str | None = None, **extra) -> dict:
@@ -72,8 +72,9 @@ def test_dedupe_evicts_oldest_finished_never_in_flight():
 
 
 def test_clock_fires_in_order_and_forgets_cancelled_timers():
-    from actors.clock import Clock
     import threading
+
+    from actors.clock import Clock
     clock, fired, done = Clock(), [], threading.Event()
     clock.call_later(0.05, lambda: fired.append("b"))
     clock.call_later(0.01, lambda: fired.append("a"))

@@ -18,8 +18,8 @@ import pytest
 
 from actors import registry
 from actors.base import GatewayActor
-from actors.session_keys import SessionKeyError, agent_id_of, kind_of, normalize_key
-from actors.sessions import SessionStore, db_path
+from actors.sessions.keys import SessionKeyError, agent_id_of, kind_of, normalize_key
+from actors.sessions.store import SessionStore, db_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -318,7 +318,7 @@ def test_tells_health(state):
 CHILD = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[2])
-    from actors.sessions import SessionStore
+    from actors.sessions.store import SessionStore
     store = SessionStore.start(sys.argv[1]).proxy()
     i = 0
     while True:

@@ -1,4 +1,4 @@
-"""Port and auth resolution (`actors/settings.py`) and state/config paths (`actors/paths.py`):
+"""Port and auth resolution (`actors/config/settings.py`) and state/config paths (`actors/paths.py`):
 cli-config §1 (secret precedence, twins), §2 (paths, port precedence), §4.1 (generated token,
 refusals). Real config files loaded through the real loader; only the environment is set."""
 
@@ -14,12 +14,17 @@ from pathlib import Path
 import pytest
 
 from actors import paths
-from actors.config_load import load_config
-from actors.paths import env, resolve_config_path, resolve_state_dir
-from actors.settings import (
-    DEFAULT_PORT, DEV_PORT, StartupRefusal, generate_token, read_generated_token, resolve_auth,
+from actors.config.load import load_config
+from actors.config.settings import (
+    DEFAULT_PORT,
+    DEV_PORT,
+    StartupRefusal,
+    generate_token,
+    read_generated_token,
+    resolve_auth,
     resolve_port,
 )
+from actors.paths import env, resolve_config_path, resolve_state_dir
 
 TWINNED = ("STATE_DIR", "CONFIG_PATH", "GATEWAY_PORT", "GATEWAY_TOKEN", "GATEWAY_PASSWORD")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from tornado.httputil import HTTPHeaders
 
-from actors.config_load import load_config
-from actors.config_reload import reload_class
+from actors.config.load import load_config
+from actors.config.reload import reload_class
 from transport.auth import client_ip
 
 

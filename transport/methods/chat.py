@@ -17,11 +17,11 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from actors.agents import ENDED_TTL_S, Claim, RunError
-from actors.providers import NoProviderError, resolve_candidates
-from actors.run import RunOutcome, RunSpec
-from actors.session_keys import SessionKeyError, agent_id_of, main_key, normalize_key, valid_agent_id
-from actors.sessions import LABEL_MAX, SessionError, model_ref
+from actors.agents.manager import ENDED_TTL_S, Claim, RunError
+from actors.agents.providers import NoProviderError, resolve_candidates
+from actors.agents.run import RunOutcome, RunSpec
+from actors.sessions.keys import SessionKeyError, agent_id_of, main_key, normalize_key, valid_agent_id
+from actors.sessions.store import LABEL_MAX, SessionError, model_ref
 from transport import bridge
 from transport.handshake import attachment_max_bytes
 from transport.methods import ADMIN, MAX_RUN_S, WRITE, method

@@ -9,13 +9,13 @@ import json5
 import msgspec
 from msgspec import Meta
 
-from actors.config_load import ConfigSnapshot, effective, redact
-from actors.config_write import WriteError, WriteResult, first_leaf
+from actors.config.load import ConfigSnapshot, effective, redact
+from actors.config.write import WriteError, WriteResult, first_leaf
+from lifecycle.reload import apply_snapshot
 from transport import bridge
 from transport.methods import ADMIN, MAX_DELAY_MS, READ, NoParams, method
 from transport.protocol import invalid
 from transport.ratelimit import check_control_plane
-from transport.reload import apply_snapshot
 
 DEFAULT_RESTART_DELAY_MS = 2000
 # The write path waits up to 5 s for the file lock; leave room for the write itself.

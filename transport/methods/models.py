@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from actors.config_schema import Config
+from actors.config.schema import Config
 from transport.methods import READ, method
 
 

@@ -3,7 +3,7 @@ UI hints. Admin scope: it describes every key, secrets included (not their value
 
 from __future__ import annotations
 
-from actors.config_jsonschema import schema_payload
+from actors.config.jsonschema import schema_payload
 from transport.methods import ADMIN, NoParams, method
 
 

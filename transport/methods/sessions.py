@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from actors.providers import NoProviderError, resolve_candidates
-from actors.run import RunSpec
-from actors.session_keys import DEFAULT_AGENT_ID, SessionKeyError, normalize_key
-from actors.sessions import LABEL_MAX, SessionError, model_ref
+from actors.agents.providers import NoProviderError, resolve_candidates
+from actors.agents.run import RunSpec
+from actors.sessions.keys import DEFAULT_AGENT_ID, SessionKeyError, normalize_key
+from actors.sessions.store import LABEL_MAX, SessionError, model_ref
 from transport import bridge
 from transport.methods import ADMIN, MAX_COUNT, READ, WRITE, method
 from transport.protocol import UNAVAILABLE, GatewayError, decode_json, invalid

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from actors.session_keys import SessionKeyError, agent_id_of, main_key, normalize_key
+from actors.sessions.keys import SessionKeyError, agent_id_of, main_key, normalize_key
 from actors.tools.approvals import ApprovalError
 from actors.tools.executor import ToolOutcome, ToolRequest, UnknownTool
 from actors.tools.fs import ToolArgsError

@@ -25,12 +25,12 @@ import msgspec
 import pykka
 
 from actors import registry
-from actors.agent import AgentActor
+from actors.agents.agent import AgentActor
+from actors.agents.dedupe import DedupeCache
+from actors.agents.run import Run, RunOutcome, RunSpec
 from actors.base import DEFERRED, Call, GatewayActor, Reply
 from actors.base import answer as _answer
 from actors.clock import CLOCK, Timer
-from actors.dedupe import DedupeCache
-from actors.run import Run, RunOutcome, RunSpec
 
 log = logging.getLogger("openclaw.agent")
 

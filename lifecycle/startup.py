@@ -9,9 +9,9 @@ from pathlib import Path
 
 import msgspec
 
-from actors.config_load import ConfigSnapshot, load_config
-from actors.settings import AuthSettings, StartupRefusal, resolve_auth, resolve_port
-from transport import ports
+from actors.config.load import ConfigSnapshot, load_config
+from actors.config.settings import AuthSettings, StartupRefusal, resolve_auth, resolve_port
+from lifecycle import ports
 
 log = logging.getLogger("openclaw.gateway")
 

@@ -21,9 +21,9 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
-from actors import config_schema
-from actors.config_reload import join
-from actors.config_schema import BIND_MODES, BUILTIN_PROVIDERS, RESERVED_PROVIDERS, Config, Provider
+from actors.config import schema as config_schema
+from actors.config.reload import join
+from actors.config.schema import BIND_MODES, BUILTIN_PROVIDERS, RESERVED_PROVIDERS, Config, Provider
 
 OFFICIAL_KEYS_FILE = Path(__file__).parent / "data" / "official-config-keys.txt"
 IGNORED = "known to OpenClaw, not supported by this gateway; ignored"

@@ -32,12 +32,12 @@ from typing import Any, Callable
 
 import msgspec
 
-from actors.config_include import KEY as INCLUDE_KEY
-from actors.config_include import MAX_DEPTH as INCLUDE_MAX_DEPTH
-from actors.config_include import Includes, reading_instead
-from actors.config_load import ConfigSnapshot, Issue, _parse_file, load_config, revision
-from actors.config_reload import join, split_path
-from actors.config_schema import REDACTED
+from actors.config.include import KEY as INCLUDE_KEY
+from actors.config.include import MAX_DEPTH as INCLUDE_MAX_DEPTH
+from actors.config.include import Includes, reading_instead
+from actors.config.load import ConfigSnapshot, Issue, _parse_file, load_config, revision
+from actors.config.reload import join, split_path
+from actors.config.schema import REDACTED
 
 LOCK_WAIT_S = 5.0
 BACKUP_GENERATIONS = 5

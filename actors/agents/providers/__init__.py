@@ -20,8 +20,8 @@ from typing import Any, Callable, Literal, Mapping
 
 import msgspec
 
-from actors.config_schema import BUILTIN_PROVIDERS, Config, ModelChoice
-from actors.config_schema import Provider as ProviderConfig
+from actors.config.schema import BUILTIN_PROVIDERS, Config, ModelChoice
+from actors.config.schema import Provider as ProviderConfig
 
 # --- request ----------------------------------------------------------------------------
 
@@ -274,10 +274,10 @@ def build_provider(pid: str, cfg: ProviderConfig, env: Mapping[str, str] | None 
                               f"and models.providers.{pid}.baseUrl")
     api, base_url, key = settings
     if api == "anthropic-messages":
-        from actors.providers.anthropic import AnthropicProvider
+        from actors.agents.providers.anthropic import AnthropicProvider
         return AnthropicProvider(pid, base_url=base_url, api_key=key, timeout=cfg.timeout_seconds,
                                  headers=dict(cfg.headers), models=cfg.models)
-    from actors.providers.openai import OpenAIProvider
+    from actors.agents.providers.openai import OpenAIProvider
     return OpenAIProvider(pid, base_url=base_url, api_key=key, timeout=cfg.timeout_seconds,
                           headers=dict(cfg.headers), api=api, models=cfg.models)
 
@@ -297,7 +297,7 @@ def _resolve_ref(config: Config, ref: str, env: Mapping[str, str] | None) -> tup
         if model != OFFLINE_MODEL:
             raise NoProviderError(f'unknown model "{ref}": the offline provider has only '
                                   f"{OFFLINE_ID}/{OFFLINE_MODEL}")
-        from actors.providers.offline import OfflineProvider
+        from actors.agents.providers.offline import OfflineProvider
         return OfflineProvider(), model
     cfg = config.models.providers.get(pid)
     if cfg is None or provider_settings(pid, cfg, env) is None:

@@ -16,9 +16,9 @@ from typing import Any
 import json5
 import msgspec
 
-from actors.config_include import KEY, resolve_includes
-from actors.config_schema import REDACTED, Config, is_sensitive_key
-from actors.config_validate import Issue, describe, is_ip, to_config, valid_bind, validate
+from actors.config.include import KEY, resolve_includes
+from actors.config.schema import REDACTED, Config, is_sensitive_key
+from actors.config.validate import Issue, describe, is_ip, to_config, valid_bind, validate
 from actors.paths import env
 
 __all__ = ["ConfigSnapshot", "Issue", "load_config", "defaults", "effective", "redact", "redact_raw",

@@ -15,8 +15,8 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from actors.config_reload import join
-from actors.config_validate import Issue
+from actors.config.reload import join
+from actors.config.validate import Issue
 from actors.paths import env
 
 KEY = "$include"

@@ -16,29 +16,29 @@ import uuid
 from pathlib import Path
 
 from actors import logs, registry
-from actors.config import ConfigActor
-from actors.events import EventHub
-from actors.health import HealthActor, default_reload_status
-from actors.agents import AgentManager
+from actors.agents.manager import AgentManager
+from actors.channels.pairing import PairingStore
 from actors.channels.router import ChannelRouter, route
 from actors.channels.supervisor import ChannelSupervisor
-from actors.channels.pairing import PairingStore
-from actors.session_config import session_defaults, session_reset_policy
-from actors.sessions import SessionStore
-from actors.settings import StartupRefusal
+from actors.config.actor import ConfigActor
+from actors.config.settings import StartupRefusal
+from actors.config.watcher import WatcherActor
+from actors.events import EventHub
+from actors.health import HealthActor, default_reload_status
+from actors.sessions.defaults import session_defaults, session_reset_policy
+from actors.sessions.store import SessionStore
 from actors.supervisor import ChildSpec, Supervisor
 from actors.tools.executor import ToolExecutor, workspace_dir
-from actors.watcher import WatcherActor
-from transport import bridge, ports
+from lifecycle import ports
+from lifecycle.lock import InstanceLock, audit
+from lifecycle.logsetup import configure_logging
+from lifecycle.reload import credential_refusal, invalid_summary, make_on_change, reload_from_file, set_reload_status
+from lifecycle.restart import RESTART_EXPECTED_MS, RestartRequest, RestartScheduler
+from lifecycle.startup import Plan, RunOptions, load_for_boot, plan
+from transport import bridge
 from transport.app import make_deliver, make_health_mirror, make_server
-from transport.lock import InstanceLock, audit
-from transport.logsetup import configure_logging
 from transport.loopstats import LoopProbe
 from transport.protocol import PROJECT_VERSION, SERVER_VERSION, encoder
-from transport.reload import (credential_refusal, invalid_summary, make_on_change, reload_from_file,
-                              set_reload_status)
-from transport.restart import RESTART_EXPECTED_MS, RestartRequest, RestartScheduler
-from transport.startup import Plan, RunOptions, load_for_boot, plan
 from transport.state import DRAINING, READY, STARTING, GatewayState
 
 log = logging.getLogger("openclaw.gateway")

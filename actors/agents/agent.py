@@ -19,8 +19,8 @@ from typing import Any
 
 import pykka
 
+from actors.agents.run import Run
 from actors.base import Call, GatewayActor
-from actors.run import Run
 
 log = logging.getLogger("openclaw.agent")
 

@@ -19,13 +19,23 @@ from typing import Any, Callable, Literal
 import msgspec
 
 from actors import registry
+from actors.agents.providers import (
+    CancelToken,
+    ChatRequest,
+    Event,
+    Message,
+    NoProviderError,
+    ProviderError,
+    Result,
+    TextDelta,
+    ToolCall,
+    ToolCallComplete,
+    resolve_candidates,
+)
+from actors.agents.run_events import RunEvents, now_ms
 from actors.base import Call, call_sync
 from actors.clock import CLOCK
-from actors.config_schema import Config
-from actors.providers import (CancelToken, ChatRequest, Event, Message, NoProviderError,
-                              ProviderError, Result, TextDelta, ToolCall, ToolCallComplete,
-                              resolve_candidates)
-from actors.run_events import RunEvents, now_ms
+from actors.config.schema import Config
 from actors.tools.executor import ToolOutcome, ToolRequest
 from actors.tools.specs import TOOL_SPECS
 

@@ -1,6 +1,6 @@
 """The gateway process before and after its event loop (cli-config §7.2, §7.4 steps 1-4):
 config and startup refusals, logging, the state-dir lock, the listener sockets, and signals
-outside the loop. `run(opts)` returns the process exit code; `transport/gateway.py` serves."""
+outside the loop. `run(opts)` returns the process exit code; `lifecycle/gateway.py` serves."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ import urllib.request
 from pathlib import Path
 
 from actors import logs
+from actors.config.settings import StartupRefusal
 from actors.paths import ensure_private_dir, env, resolve_config_path, resolve_state_dir
-from actors.settings import StartupRefusal
-from transport import ports
-from transport.gateway import FORCED_EXIT, Gateway
-from transport.logsetup import configure_logging
-from transport.lock import ForceError, InstanceLock, LockHeld, force_free_port, force_takeover_lock
+from lifecycle import ports
+from lifecycle.gateway import FORCED_EXIT, Gateway
+from lifecycle.lock import ForceError, InstanceLock, LockHeld, force_free_port, force_takeover_lock
+from lifecycle.logsetup import configure_logging
+from lifecycle.startup import Plan, RunOptions, load_for_boot, plan
 from transport.protocol import PROJECT_VERSION
-from transport.startup import Plan, RunOptions, load_for_boot, plan
 
 log = logging.getLogger("openclaw.gateway")
 

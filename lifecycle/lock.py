@@ -19,8 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from transport.ports import BindError, bind_sockets, find_listener_pid, format_hostport
-from transport.ports import process_argv, process_command
+from lifecycle.ports import BindError, bind_sockets, find_listener_pid, format_hostport, process_argv, process_command
 
 __all__ = [
     "LockHeld", "ForceError", "ForceRefused", "InstanceLock", "audit", "lock_path",

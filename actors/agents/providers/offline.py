@@ -6,8 +6,17 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from actors.providers import (CancelToken, ChatRequest, Event, Provider, Result, ResultBuilder,
-                              Stop, TextDelta, Usage)
+from actors.agents.providers import (
+    CancelToken,
+    ChatRequest,
+    Event,
+    Provider,
+    Result,
+    ResultBuilder,
+    Stop,
+    TextDelta,
+    Usage,
+)
 
 
 class OfflineProvider(Provider):

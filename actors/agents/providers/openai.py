@@ -9,10 +9,22 @@ from typing import Any, Callable
 
 import msgspec
 
-from actors.providers import (CancelToken, ChatRequest, Event, Message, ProviderError,
-                              Result, Stop, StopReason, TextDelta, ToolCall,
-                              ToolCallComplete, ToolCallDelta, Usage)
-from actors.providers.http_stream import HttpProvider
+from actors.agents.providers import (
+    CancelToken,
+    ChatRequest,
+    Event,
+    Message,
+    ProviderError,
+    Result,
+    Stop,
+    StopReason,
+    TextDelta,
+    ToolCall,
+    ToolCallComplete,
+    ToolCallDelta,
+    Usage,
+)
+from actors.agents.providers.http_stream import HttpProvider
 
 FINISH_REASONS: dict[str, StopReason] = {
     "stop": "stop", "tool_calls": "tool_use", "function_call": "tool_use", "length": "length",

@@ -25,7 +25,7 @@ from typing import Callable, Iterable
 import watchfiles
 
 from actors.base import Call, GatewayActor
-from actors.config_load import revision
+from actors.config.load import revision
 
 log = logging.getLogger("openclaw.gateway")
 

@@ -31,8 +31,15 @@ import msgspec
 
 from actors import registry
 from actors.base import Call, GatewayActor
-from actors.session_keys import (DEFAULT_AGENT_ID, SessionKeyError, agent_id_of, kind_of,
-                                 main_key, normalize_key, valid_agent_id)
+from actors.sessions.keys import (
+    DEFAULT_AGENT_ID,
+    SessionKeyError,
+    agent_id_of,
+    kind_of,
+    main_key,
+    normalize_key,
+    valid_agent_id,
+)
 
 log = logging.getLogger("openclaw.sessions")
 

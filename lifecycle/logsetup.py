@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 from actors import logs
-from actors.config_load import ConfigSnapshot, secret_values
-from actors.settings import AuthSettings
-from transport.startup import RunOptions
+from actors.config.load import ConfigSnapshot, secret_values
+from actors.config.settings import AuthSettings
+from lifecycle.startup import RunOptions
 
 log = logging.getLogger("openclaw.gateway")
 

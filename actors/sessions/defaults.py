@@ -3,7 +3,7 @@ reload."""
 
 from __future__ import annotations
 
-from actors.config_schema import Config
+from actors.config.schema import Config
 
 
 def session_reset_policy(config: Config) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 
-from actors.config_load import ConfigSnapshot
+from actors.config.load import ConfigSnapshot
 from actors.paths import env
 
 DEFAULT_PORT = 18789

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Callable
 
 from actors import logs
-from actors.config_load import ConfigSnapshot, secret_values
-from actors.config_reload import changed_paths, classify
-from actors.settings import dropped_config_secret
-from actors.session_config import session_defaults, session_reset_policy
+from actors.config.load import ConfigSnapshot, secret_values
+from actors.config.reload import changed_paths, classify
+from actors.config.settings import dropped_config_secret
+from actors.sessions.defaults import session_defaults, session_reset_policy
 from actors.tools.executor import workspace_dir
+from lifecycle.lock import audit
+from lifecycle.logsetup import configure_logging
+from lifecycle.startup import load_for_boot
 from transport import bridge
-from transport.lock import audit
-from transport.logsetup import configure_logging
-from transport.startup import load_for_boot
 from transport.state import GatewayState
 
 log = logging.getLogger("openclaw.gateway")

@@ -8,8 +8,8 @@ actor starts with the snapshot the gateway validated before binding, and answers
 from __future__ import annotations
 
 from actors.base import GatewayActor
-from actors.config_load import ConfigSnapshot, effective, redact, redact_raw
-from actors.config_write import Compute, WriteResult, merge_patch, replace_whole, write_config
+from actors.config.load import ConfigSnapshot, effective, redact, redact_raw
+from actors.config.write import Compute, WriteResult, merge_patch, replace_whole, write_config
 
 
 class ConfigActor(GatewayActor):

@@ -9,10 +9,21 @@ from typing import Any, Callable
 
 import msgspec
 
-from actors.providers import (CancelToken, ChatRequest, Event, ProviderError, Result,
-                              Stop, StopReason, TextDelta, ToolCall,
-                              ToolCallComplete, ToolCallDelta, Usage)
-from actors.providers.http_stream import HttpProvider
+from actors.agents.providers import (
+    CancelToken,
+    ChatRequest,
+    Event,
+    ProviderError,
+    Result,
+    Stop,
+    StopReason,
+    TextDelta,
+    ToolCall,
+    ToolCallComplete,
+    ToolCallDelta,
+    Usage,
+)
+from actors.agents.providers.http_stream import HttpProvider
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096

@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from actors.config_reload import reload_class
-from actors.config_schema import Config
+from actors.config.reload import reload_class
+from actors.config.schema import Config
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 TITLE = "OpenClaw Gateway configuration"

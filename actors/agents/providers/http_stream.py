@@ -20,8 +20,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from actors.providers import (CancelToken, ChatRequest, Event, Provider, ProviderError,
-                              ResultBuilder)
+from actors.agents.providers import CancelToken, ChatRequest, Event, Provider, ProviderError, ResultBuilder
 from actors.sockets import shutdown_socket
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -219,7 +218,7 @@ def open_stream(provider: str, url: str, body: bytes, headers: dict[str, str], *
             raise ProviderError(provider, None, "aborted", retryable=False, kind="aborted")
 
 
-__all__ = ["RetryPolicy", "StreamResponse", "open_stream", "error_detail", "retry_after_seconds"] 
+__all__ = ["RetryPolicy", "StreamResponse", "open_stream", "error_detail", "retry_after_seconds"]
 
 
 class HttpProvider(Provider):
