@@ -10,6 +10,7 @@ import hmac
 import ipaddress
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -146,9 +147,14 @@ def lockout_error(retry_after_ms: int) -> GatewayError:
 
 
 class FailedAuthLimiter:
-    """N wrong secrets within a window lock a key out (§19.1); bounded, oldest keys dropped."""
+    """N wrong secrets within a window lock a key out (§19.1); bounded, oldest keys dropped.
 
-    def __init__(self, max_attempts: int = 10, window_ms: int = 60000, lockout_ms: int = 300000):
+    `clock` (seconds, monotonic) is injectable so that tests can step through the window and
+    the lockout without sleeping through them."""
+
+    def __init__(self, max_attempts: int = 10, window_ms: int = 60000, lockout_ms: int = 300000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self.configure(max_attempts, window_ms, lockout_ms)
         self._failures: OrderedDict[str, list[float]] = OrderedDict()
         self._locked: dict[str, float] = {}
@@ -161,14 +167,14 @@ class FailedAuthLimiter:
         until = self._locked.get(key)
         if until is None:
             return None
-        left = until - time.monotonic()
+        left = until - self._clock()
         if left <= 0:
             del self._locked[key]
             return None
         return int(left * 1000)
 
     def failure(self, key: str) -> None:
-        now = time.monotonic()
+        now = self._clock()
         hits = [t for t in self._failures.pop(key, []) if now - t < self.window] + [now]
         self._failures[key] = hits
         if len(hits) >= self.max_attempts:

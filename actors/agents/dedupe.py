@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -26,7 +27,12 @@ class Entry(msgspec.Struct, kw_only=True):
 
 
 class DedupeCache:
-    def __init__(self, ttl_s: float = TTL_S, max_entries: int = MAX_ENTRIES) -> None:
+    """`clock` (seconds, monotonic) is injectable so that tests can expire entries without
+    sleeping through the TTL."""
+
+    def __init__(self, ttl_s: float = TTL_S, max_entries: int = MAX_ENTRIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._ttl = ttl_s
         self._max = max_entries
         self._in_flight: dict[str, Entry] = {}
@@ -53,13 +59,13 @@ class DedupeCache:
             return
         entry.in_flight = False
         entry.payload, entry.error = payload, error
-        entry.finished_at = time.monotonic()
+        entry.finished_at = self._clock()
         self._finished[key] = entry
         while len(self._finished) + len(self._in_flight) > self._max and self._finished:
             self._finished.popitem(last=False)
 
     def _expire(self) -> None:
-        cutoff = time.monotonic() - self._ttl
+        cutoff = self._clock() - self._ttl
         while self._finished:
             key, entry = next(iter(self._finished.items()))
             if entry.finished_at >= cutoff:

@@ -19,6 +19,7 @@ from actors.config.load import load_config, redact, redact_raw, secret_values
 from actors.config.schema import REDACTED, is_sensitive_key
 from actors.config.settings import AuthSettings
 from actors.events import EventHub, Subscriber, droppable, visible, with_text
+from tests.fakes.clock import FakeClock
 from transport.auth import (
     FailedAuthLimiter,
     check_secret,
@@ -156,16 +157,17 @@ def test_limiter_success_clears_failures():
 
 
 def test_limiter_window_and_lockout_expire():
-    limiter = FailedAuthLimiter(max_attempts=3, window_ms=200, lockout_ms=300)
+    clock = FakeClock()
+    limiter = FailedAuthLimiter(max_attempts=3, window_ms=200, lockout_ms=300, clock=clock)
     limiter.failure("k")
     limiter.failure("k")
-    time.sleep(0.25)  # both fell out of the window
+    clock.advance(0.25)  # both fell out of the window
     limiter.failure("k")
     limiter.failure("k")
     assert limiter.retry_after_ms("k") is None
     limiter.failure("k")
     assert 0 < limiter.retry_after_ms("k") <= 300
-    time.sleep(0.35)
+    clock.advance(0.35)
     assert limiter.retry_after_ms("k") is None
     limiter.failure("k")  # a fresh window after the lockout
     assert limiter.retry_after_ms("k") is None
@@ -351,7 +353,7 @@ def test_hub_presence_order_newest_first(hub):
     ref, captured = hub
     for i in range(3):
         ask(ref, "subscribe", sub(f"c{i}", key=f"k{i}"), presence_entry(f"h{i}"))
-        time.sleep(0.005)
+        time.sleep(0.005)  # not a wait: the entries need distinct millisecond `ts` to be ordered by
     hosts = [e["host"] for e in ask(ref, "presence")]
     assert hosts == ["gw-host", "h2", "h1", "h0"]
 

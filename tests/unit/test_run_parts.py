@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from actors.agents.dedupe import DedupeCache
 from actors.agents.run import in_turn_order, provider_messages
+from tests.fakes.clock import FakeClock
 
 
 def msg(role: str, text: str, run_id: str | None = None, **extra) -> dict:
@@ -43,14 +42,15 @@ def test_provider_messages_summary_tool_parts_and_window_start():
 
 
 def test_dedupe_in_flight_then_finished_then_expired():
-    cache = DedupeCache(ttl_s=0.05)
+    clock = FakeClock()
+    cache = DedupeCache(ttl_s=0.05, clock=clock)
     assert cache.claim("chat.send:k", "k") is None
     assert cache.claim("chat.send:k", "k").in_flight is True
     assert cache.claim("agent:k", "k") is None  # keys are per method
     cache.finish("chat.send:k", payload="done")
     entry = cache.get("chat.send:k")
     assert entry.in_flight is False and entry.payload == "done"
-    time.sleep(0.08)
+    clock.advance(0.08)
     assert cache.get("chat.send:k") is None
     cache.release("agent:k")
     assert cache.get("agent:k") is None
