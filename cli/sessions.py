@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable
 
 import click
 
+from actors.sessions.defaults import session_defaults
 from actors.sessions.keys import SessionKeyError, agent_id_of, normalize_key
 from cli.client import GatewayClient, RpcError, connection_options, with_gateway_or_local
 from cli.output import EXIT_FAIL, EXIT_USAGE, CliError, emit_json, fail, warn
@@ -54,8 +55,6 @@ def _read(conn: dict, as_json: bool, work: Callable[[Fetch], Awaitable[Any]]) ->
 
 
 def _defaults(snapshot: Any) -> dict:
-    from lifecycle.gateway import session_defaults  # the gateway's own rule, imported lazily
-
     return session_defaults(snapshot.config)
 
 
@@ -116,7 +115,7 @@ def _age(now: int, then: int | None) -> str:
 
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def _print_list(result: dict) -> None:

@@ -2,19 +2,22 @@
 
 Reads open `<state>/agents/<agentId>/sessions.sqlite` read-only, so a look never changes the
 files (no migration, no new database, no WAL writes). Writes take the state-dir lock, exactly
-as a starting gateway would, and run SessionStore in-process: the same code, and so the same
-rules (main session refused, old messages kept on reset), as the gateway.
+as a starting gateway would, and run the store's own queries (actors/sessions/queries.py) on a
+connection opened as the store opens it: the same code, and so the same rules (main session
+refused, old messages kept on reset), as the gateway.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import urllib.parse
 from typing import Any, Callable
 
-from actors.sessions.keys import valid_agent_id
-from actors.sessions.store import SessionError, SessionStore, db_path
+from actors.sessions import queries, schema
+from actors.sessions.keys import DEFAULT_AGENT_ID, valid_agent_id
+from actors.sessions.queries import SessionError
+from actors.sessions.rows import now_ms
+from actors.sessions.schema import db_path
 from cli.output import EXIT_FAIL, CliError
 from lifecycle.lock import InstanceLock, LockHeld
 
@@ -23,41 +26,39 @@ from lifecycle.lock import InstanceLock, LockHeld
 LOCK_WAIT_MS = 2000
 
 
-def _connect_read_only(path: str) -> sqlite3.Connection:
-    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
-    db = sqlite3.connect(uri, uri=True, isolation_level=None)
-    db.execute("PRAGMA busy_timeout=5000")
-    db.execute("SELECT version FROM schema_version").fetchone()  # fail early on a foreign file
-    return db
-
-
-def _empty_database() -> sqlite3.Connection:
-    """An agent without a database reads as one with no sessions."""
-    db = sqlite3.connect(":memory:", isolation_level=None)
-    SessionStore._migrate(db)
-    return db
-
-
-class ReadOnlySessions(SessionStore):
-    """SessionStore's queries (list, history) over read-only connections. Never started as
-    an actor: the CLI calls it from its own thread, which also owns the connections."""
+class ReadOnlySessions:
+    """sessions.list and chat.history as the gateway answers them, over read-only connections
+    to every agent's database. Used from one thread, which also owns the connections."""
 
     def __init__(self, state_dir: str, defaults: dict | None = None) -> None:
-        super().__init__(state_dir, defaults=defaults, notify_health=False)
+        self._state_dir = state_dir
+        self._defaults = dict(defaults or {})
+        self._dbs: dict[str, sqlite3.Connection] = {}
         agents_dir = os.path.join(state_dir, "agents")
         for name in sorted(os.listdir(agents_dir)) if os.path.isdir(agents_dir) else []:
             if valid_agent_id(name) and os.path.exists(db_path(state_dir, name)):
-                self._open(name)
+                self._dbs[name] = schema.open_read_only(db_path(state_dir, name))
 
-    def _open(self, agent_id: str) -> sqlite3.Connection:
+    def list(self, agentId: str | None = None, **params: Any) -> dict:
+        if agentId is not None:
+            agent = str(agentId).lower()
+            agents = [agent] if agent in self._dbs else []
+        else:
+            agents = sorted(self._dbs)
+        path = db_path(self._state_dir, agentId.lower() if agentId else DEFAULT_AGENT_ID)
+        return queries.list_sessions({agent: self._dbs[agent] for agent in agents}, path=path,
+                                     defaults=self._defaults, **params)
+
+    def history(self, key: str, **params: Any) -> dict:
+        canonical, agent_id = queries.canonical(key)
         db = self._dbs.get(agent_id)
         if db is not None:
-            return db
-        path = db_path(self._state_dir, agent_id)
-        if not os.path.exists(path):
-            return _empty_database()  # not cached: list() must not count it as an agent
-        db = self._dbs[agent_id] = _connect_read_only(path)
-        return db
+            return queries.history(db, canonical, **params)
+        empty = schema.empty_db()  # an agent without a database reads as one with no sessions
+        try:
+            return queries.history(empty, canonical, **params)
+        finally:
+            empty.close()
 
     def close(self) -> None:
         for db in self._dbs.values():
@@ -87,22 +88,32 @@ def write_locally(state_dir: str, operation: str, keys: list[str]) -> list[tuple
         holder = f"pid {exc.pid}" if exc.pid is not None else "another process"
         raise CliError("conflict", f"the state lock is held ({holder}) but no gateway answers; "
                        f"cannot {operation} sessions now", EXIT_FAIL) from None
+    dbs: dict[str, sqlite3.Connection] = {}
     try:
-        ref = SessionStore.start(state_dir, notify_health=False)
-        try:
-            store = ref.proxy()
-            return [_write_one(store, operation, key) for key in keys]
-        finally:
-            ref.stop(timeout=10)
+        return [_write_one(state_dir, dbs, operation, key) for key in keys]
     finally:
-        lock.release()
+        try:
+            for db in dbs.values():
+                try:
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # as the store does on stop
+                finally:
+                    db.close()
+        finally:
+            lock.release()
 
 
-def _write_one(store: Any, operation: str, key: str) -> tuple[str, dict | None, str | None]:
+def _write_one(state_dir: str, dbs: dict[str, sqlite3.Connection], operation: str,
+               key: str) -> tuple[str, dict | None, str | None]:
     try:
+        canonical, agent_id = queries.canonical(key)
+        db = dbs.get(agent_id)
+        if db is None:
+            db = dbs[agent_id] = schema.open_db(db_path(state_dir, agent_id))
         if operation == "reset":
-            entry = store.reset(key).get(timeout=30)
+            queries.reset(db, canonical, "reset", now_ms())
+            entry = queries.row(db, canonical)
+            assert entry is not None
             return key, {"ok": True, "key": entry["key"], "entry": entry}, None
-        return key, store.delete(key).get(timeout=30), None
+        return key, queries.delete(db, canonical, agent_id, True, now_ms()), None
     except SessionError as exc:
         return key, None, str(exc)
