@@ -15,13 +15,11 @@ harmless, and `killpg(pgid, 0)` keeps succeeding on them.
 from __future__ import annotations
 
 import codecs
-import ctypes
 import logging
 import os
 import queue
 import select
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -31,170 +29,21 @@ from typing import TYPE_CHECKING, Callable
 
 from actors.tools.fs import ToolError
 from actors.tools.reaper import OWNER_ENV
+from actors.tools.spawn import LAUNCHER, SPAWNER, group_alive
 
 if TYPE_CHECKING:
     from actors.tools.reaper import Reaper
 
 log = logging.getLogger("openclaw.tools")
 
-SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 READ_CHUNK = 64 * 1024
 TERM_GRACE_S = 5.0
 POLL_MS = 1000  # how often a quiet reader checks whether only escaped processes hold the pipe
 KILL_SETTLE_S = 2.0  # how long a SIGKILL pass waits for the group's members to die
-PR_SET_PDEATHSIG = 1
 
 
 class ProcError(ToolError):
     """A refused process operation (a ToolError: str() is what the model and the client see)."""
-
-
-# -- spawning -----------------------------------------------------------------------------
-
-def _load_prctl() -> Callable[..., int] | None:
-    """libc prctl, looked up once here so the forked child only makes the call."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_PRCTL = _load_prctl()
-
-
-def _die_with_parent_preexec(parent_pid: int) -> Callable[[], None] | None:
-    if _PRCTL is None:
-        return None
-    kill = int(SIGKILL)
-
-    def preexec() -> None:
-        _PRCTL(PR_SET_PDEATHSIG, kill, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os.kill(os.getpid(), kill)
-    return preexec
-
-
-def _find_setpriv() -> str | None:
-    """util-linux setpriv with --pdeathsig (2.33+), probed once, or None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    for path in ("/usr/bin/setpriv", "/bin/setpriv"):
-        if os.access(path, os.X_OK):
-            try:
-                probe = subprocess.run([path, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", ":"],
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, timeout=5)
-            except (OSError, subprocess.SubprocessError):
-                continue
-            if probe.returncode == 0:
-                return path
-    return None
-
-
-class _Launcher:
-    """How a tool process gets PR_SET_PDEATHSIG=SIGKILL.
-
-    Preferred: exec through `setpriv --pdeathsig KILL`, which keeps subprocess on its
-    vfork/posix_spawn path. A Python preexec_fn forces a real fork() of the gateway, whose
-    cost grows with its memory: measured here ~2.5 ms for a small interpreter and ~13 ms
-    with 300 MB resident, against a constant ~1.7 ms through setpriv. The ctypes preexec is
-    the fallback where setpriv is missing.
-    """
-
-    def __init__(self) -> None:
-        self._setpriv: str | None | bool = False  # False: not probed yet
-
-    def argv_and_preexec(self, command: str) -> tuple[list[str], Callable[[], None] | None]:
-        if self._setpriv is False:
-            self._setpriv = _find_setpriv()
-        if self._setpriv:
-            return [self._setpriv, "--pdeathsig", "KILL", "--", SHELL, "-c", command], None
-        return [SHELL, "-c", command], _die_with_parent_preexec(os.getpid())
-
-
-class _Spawner:
-    """One long-lived daemon thread forks every tool process.
-
-    PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process: a
-    command started from a short-lived worker thread would be SIGKILLed when that thread
-    returns. Forking from a thread that lives as long as the interpreter makes the signal
-    mean "the gateway died". The hand-off costs two thread switches.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def run(self, fn: Callable[[], subprocess.Popen]) -> subprocess.Popen:
-        if threading.current_thread() is self._thread:
-            return fn()
-        self._ensure_thread()
-        done = threading.Event()
-        box: dict = {}
-        self._jobs.put((fn, box, done))
-        done.wait()
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-    def _ensure_thread(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="exec-spawner", daemon=True)
-                self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            fn, box, done = self._jobs.get()
-            try:
-                box["value"] = fn()
-            except BaseException as exc:  # handed to the caller, who raises it
-                box["error"] = exc
-            done.set()
-
-
-_SPAWNER = _Spawner()
-_LAUNCHER = _Launcher()
-
-
-# -- group liveness -----------------------------------------------------------------------
-
-def group_alive(pgid: int) -> bool:
-    """Whether the process group still has a member that is not a zombie."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # a member we may not signal (setuid program) is still a member
-    return _live_member(pgid)
-
-
-def _live_member(pgid: int) -> bool:
-    """Scan /proc for a non-zombie with this process group (killpg said: some member)."""
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return True  # no /proc: trust killpg
-    wanted = str(pgid).encode()
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                fields = fh.read().rpartition(b")")[2].split()
-        except OSError:
-            continue
-        # after the command name: state, ppid, pgrp
-        if len(fields) > 2 and fields[2] == wanted and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
 
 
 # -- output -------------------------------------------------------------------------------
@@ -302,7 +151,7 @@ class ExecProcess:
         """Spawn the command; OSError (missing cwd, no shell) propagates as raised."""
         if self._proc is not None:
             raise ProcError("process already started")
-        proc = _SPAWNER.run(self._popen)
+        proc = SPAWNER.run(self._popen)
         self._t0 = time.monotonic()
         self._started_at = int(time.time() * 1000)
         self._proc, self._pid = proc, proc.pid
@@ -316,7 +165,7 @@ class ExecProcess:
         return self
 
     def _popen(self) -> subprocess.Popen:
-        argv, preexec = _LAUNCHER.argv_and_preexec(self.command)  # runs in the spawner thread
+        argv, preexec = LAUNCHER.argv_and_preexec(self.command)  # runs in the spawner thread
         return subprocess.Popen(
             argv, cwd=self.cwd, env=self.env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -22,10 +22,11 @@ from typing import Iterator
 
 import pytest
 
-from actors.tools import proc as proc_mod
+from actors.tools import spawn as spawn_mod
 from actors.tools.fs import ToolError
-from actors.tools.proc import ExecProcess, ProcError, _OutputBuffer, group_alive
+from actors.tools.proc import ExecProcess, ProcError, _OutputBuffer
 from actors.tools.reaper import OWNER_ENV, Reaper
+from actors.tools.spawn import group_alive
 from tests import conftest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -342,9 +343,9 @@ def test_write_stdin_never_blocks_the_caller(cleanup):
 FAKE_PARENT = textwrap.dedent("""
     import os, sys, threading, time
     from pathlib import Path
-    from actors.tools import proc
+    from actors.tools import proc, spawn
     if sys.argv[1] == "preexec":
-        proc._LAUNCHER._setpriv = None
+        spawn.LAUNCHER._setpriv = None
     box = {}
     def spawn():  # from a short-lived thread: PDEATHSIG must not fire when it ends
         box["p"] = proc.ExecProcess("sleep 300", Path("/tmp"), {"PATH": os.environ["PATH"]},
@@ -358,7 +359,7 @@ FAKE_PARENT = textwrap.dedent("""
 
 @pytest.mark.parametrize("launcher", ["setpriv", "preexec"])
 def test_command_dies_with_the_gateway_not_with_the_spawning_thread(cleanup, launcher):
-    if launcher == "setpriv" and proc_mod._find_setpriv() is None:
+    if launcher == "setpriv" and spawn_mod._find_setpriv() is None:
         pytest.skip("no setpriv with --pdeathsig here")
     gw = subprocess.Popen([sys.executable, "-c", FAKE_PARENT, launcher], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
