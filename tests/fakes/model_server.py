@@ -8,6 +8,10 @@ scriptable failures (status codes with headers, hangs, mid-stream errors, slow s
 
 Requests without a scripted step get a default answer in the format of their path:
 `/chat/completions` → OpenAI, `/messages` → Anthropic.
+
+`ModelServer(keep_alive=True)` speaks HTTP/1.1 and keeps connections open between requests
+(streams go chunked), as the real APIs do; each recorded request names its client `port`, so
+a test can tell a reused connection from a new one.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class Stream:
     closing the connection (leave the end marker out of `chunks` for a drop)."""
     chunks: list[str]
     delay: float = 0.0
+    linger: float = 0.0  # keep the body open this long after the chunks (keep-alive only)
 
 
 @dataclass
@@ -156,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"null")
         except ValueError:
             body = None
-        owner._record(self.path, dict(self.headers.items()), body)
+        owner._record(self.path, dict(self.headers.items()), body, self.client_address[1])
         step = owner._next_step(self.path)
         if isinstance(step, Status):
             data = step.body if isinstance(step.body, (bytes, str)) else json.dumps(
@@ -171,17 +176,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             return
         if isinstance(step, Hang):
+            self.close_connection = True
             deadline = time.monotonic() + step.seconds
             while time.monotonic() < deadline and not owner._stopping.is_set():
                 if self._peer_closed(0.02):
                     owner.client_closed.set()
                     return
             return
+        chunked = self.protocol_version == "HTTP/1.1"
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self.close_connection = True
+        self.close_connection = not chunked
         try:
             self.wfile.flush()
             for chunk in step.chunks:
@@ -190,10 +199,19 @@ class _Handler(BaseHTTPRequestHandler):
                 if step.delay and self._peer_closed(step.delay):
                     owner.client_closed.set()
                     return
-                self.wfile.write(chunk.encode())
+                data = chunk.encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                self.wfile.flush()
+            if chunked:
+                if step.linger and self._peer_closed(step.linger):
+                    owner.client_closed.set()
+                    self.close_connection = True
+                    return
+                self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             owner.client_closed.set()
+            self.close_connection = True
 
     def _peer_closed(self, wait: float) -> bool:
         """Waits up to `wait` for the peer to close; True if it did."""
@@ -206,9 +224,13 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
 
+class _KeepAliveHandler(_Handler):
+    protocol_version = "HTTP/1.1"
+
+
 class ModelServer:
-    def __init__(self) -> None:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    def __init__(self, keep_alive: bool = False) -> None:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler if keep_alive else _Handler)
         self._httpd.daemon_threads = True
         self._httpd.owner = self  # type: ignore[attr-defined]
         self._lock = threading.Lock()
@@ -227,10 +249,10 @@ class ModelServer:
         with self._lock:
             self._steps.extend(steps)
 
-    def _record(self, path: str, headers: dict[str, str], body: Any) -> None:
+    def _record(self, path: str, headers: dict[str, str], body: Any, port: int) -> None:
         with self._lock:
             self.requests.append({"path": path, "headers": {k.lower(): v for k, v in headers.items()},
-                                  "body": body, "at": time.monotonic()})
+                                  "body": body, "at": time.monotonic(), "port": port})
 
     def _next_step(self, path: str) -> Status | Stream | Hang:
         with self._lock:

@@ -30,7 +30,7 @@ from actors.agents.providers import (
     resolve_model,
 )
 from actors.agents.providers.anthropic import AnthropicProvider
-from actors.agents.providers.http_stream import RetryPolicy
+from actors.agents.providers.http_stream import DRAIN_S, RetryPolicy
 from actors.agents.providers.offline import OfflineProvider
 from actors.agents.providers.openai import OpenAIProvider
 from actors.config.schema import Config
@@ -324,6 +324,76 @@ def test_abort_during_a_hang(server: ModelServer) -> None:
     worker.join(2)
     assert time.monotonic() - start < 0.2 and box["r"].aborted
     assert server.client_closed.wait(1)
+
+
+def _stream_in_thread(provider: Any, cancel: CancelToken, rec: Any = None) -> tuple[threading.Thread, dict]:
+    box: dict = {}
+
+    def run() -> None:
+        box["result"] = provider.stream(req(), rec, cancel)
+        box["done"] = time.monotonic()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    return worker, box
+
+
+def test_abort_wakes_a_read_blocked_mid_stream(server: ModelServer) -> None:
+    server.script(Stream(openai_text(["first", "never"]), delay=5))
+    cancel, rec = CancelToken(), Recorder()
+    worker, box = _stream_in_thread(oai(server, timeout=10), cancel, rec)
+    deadline = time.monotonic() + 8
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the reader now waits in recv for a chunk 5 s away
+    start = time.monotonic()
+    cancel.cancel()
+    worker.join(2)
+    assert not worker.is_alive() and box["done"] - start < 0.2, box
+    assert box["result"].aborted
+    assert server.client_closed.wait(1)
+
+
+# --- connections ------------------------------------------------------------------------
+
+def test_kept_connection_serves_later_turns_and_retries() -> None:
+    with ModelServer(keep_alive=True) as srv:
+        srv.script(Stream(openai_text(["one"])), Status(503), Stream(openai_text(["two"])))
+        assert oai(srv).stream(req()).text == "one"
+        assert oai(srv).stream(req()).text == "two"  # another provider object, same origin
+        ports = [r["port"] for r in srv.requests]
+        assert len(ports) == 3 and len(set(ports)) == 1, ports
+
+
+def test_abort_while_a_kept_connection_waits_for_headers() -> None:
+    with ModelServer(keep_alive=True) as srv:
+        srv.script(Stream(anthropic_text(["warm"])), Hang(10))
+        provider = ant(srv, timeout=10)
+        assert provider.stream(req()).text == "warm"
+        cancel = CancelToken()
+        worker, box = _stream_in_thread(provider, cancel)
+        while len(srv.requests) < 2:
+            time.sleep(0.01)
+        assert srv.requests[1]["port"] == srv.requests[0]["port"]
+        start = time.monotonic()
+        cancel.cancel()
+        worker.join(2)
+        assert not worker.is_alive() and box["done"] - start < 0.2
+        assert box["result"].aborted
+        assert srv.client_closed.wait(1)
+        assert provider.stream(req()).text == "Hello from Claude"  # a fresh connection
+        assert srv.requests[2]["port"] != srv.requests[0]["port"]
+
+
+def test_body_held_open_after_the_end_marker_is_given_up_quickly() -> None:
+    with ModelServer(keep_alive=True) as srv:
+        srv.script(Stream(openai_text(["held"]), linger=5))
+        start = time.monotonic()
+        assert oai(srv).stream(req()).text == "held"
+        assert time.monotonic() - start < DRAIN_S + 0.5
+        assert srv.client_closed.wait(1)
+        assert oai(srv).stream(req()).text == "Hello from GPT"
+        assert srv.requests[1]["port"] != srv.requests[0]["port"]
 
 
 # --- model selection (cli-config §6.5) --------------------------------------------------

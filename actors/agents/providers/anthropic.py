@@ -181,7 +181,7 @@ class AnthropicProvider(HttpProvider):
                                             "overloaded_error", "api_error", "rate_limit_error"),
                                         kind="stream")
         finally:
-            resp.close()
+            resp.close(drain=stopped)
         if cancel.cancelled:
             return out.finish(aborted=True)
         if not stopped:

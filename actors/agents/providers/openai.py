@@ -145,7 +145,7 @@ class OpenAIProvider(HttpProvider):
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
         finally:
-            resp.close()
+            resp.close(drain=done)
         if cancel.cancelled:
             return out.finish(aborted=True)
         if not done and finish is None:
