@@ -321,6 +321,7 @@ def test_io_errors_never_raise(capsys):
         pytest.skip("no /dev/full")
     logs.setup_logging(file_path="/dev/full", console_level="silent")
     logging.getLogger("openclaw").error("disk is full")  # must not raise
+    logs.flush()  # the listener thread writes the file: wait for its attempt
     assert "Logging error" in capsys.readouterr().err
 
 
