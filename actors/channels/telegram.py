@@ -1,4 +1,5 @@
-"""The Telegram channel adapter: Bot API long polling over stdlib `http.client`.
+"""The Telegram channel adapter: Bot API long polling over httpx (actors/http_client.py, so
+`HTTPS_PROXY`/`NO_PROXY` apply).
 
 Runs inside the channel process (actors/channels/process.py). One worker thread long-polls
 `getUpdates` (fixed 30 s timeout, `allowed_updates: ["message"]`) and reports each text
@@ -13,16 +14,15 @@ twice within one process lifetime (the adapter remembers what it emitted), and a
 they come again. Nothing is lost, and nothing acknowledged is processed twice.
 
 `stop()` shuts down the socket of the pending long poll from the stopping thread, so the
-poll thread ends at once. The bot token never appears in a log line or an error message.
+poll thread ends at once. Polls and sends each keep one connection open between requests.
+The bot token never appears in a log line or an error message.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
-import ssl
 import threading
 import time
 from typing import Any
@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from actors.channels.adapter import Adapter, Emitter, chunks
 from actors.channels.frames import Inbound
-from actors.sockets import shutdown_socket
+from actors.http_client import Line, load_httpx
 
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 POLL_TIMEOUT_S = 30  # getUpdates long-poll timeout (cli-config §6.3: fixed, no key)
@@ -88,81 +88,65 @@ def resolve_token(config: Any) -> str:
 
 
 class _Client:
-    """One keep-alive HTTP connection to the Bot API; `close()` from any thread aborts the
+    """One keep-alive connection to the Bot API; `close()` from any thread aborts the
     request in flight (shutdown of its socket) and every later one."""
 
     def __init__(self, api_root: str, token: str) -> None:
         parts = urlsplit(api_root.strip() or "https://api.telegram.org")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"telegram: channels.telegram.apiRoot must be an http(s) URL, got {api_root!r}")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
-        self._prefix = parts.path.rstrip("/")
+        self._base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self._token = token
         self._lock = threading.Lock()
-        self._conn: http.client.HTTPConnection | None = None
+        self._line: Line | None = None
+        self._busy = 0
         self._closed = threading.Event()
 
-    def _new_conn(self, timeout: float) -> http.client.HTTPConnection:
-        if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout,
-                                               context=ssl.create_default_context())
-        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
-
     def call(self, method: str, params: dict[str, Any] | None, timeout: float) -> Any:
-        body = json.dumps(params or {}).encode()
-        path = f"{self._prefix}/bot{self._token}/{method}"
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        for attempt in (1, 2):
-            with self._lock:
-                if self._closed.is_set():
-                    raise _Stopped()
-                conn = self._conn
-                reused = conn is not None
-                if conn is None:
-                    conn = self._conn = self._new_conn(min(timeout, CALL_TIMEOUT_S))
-            try:
-                if conn.sock is None:
-                    conn.timeout = min(timeout, CALL_TIMEOUT_S)
-                    conn.connect()
-                if self._closed.is_set():
-                    raise _Stopped()
-                conn.sock.settimeout(timeout)
-                conn.request("POST", path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                if resp.will_close:
-                    self._drop(conn)
-            except _Stopped:
-                self._drop(conn)
-                raise
-            except (OSError, http.client.HTTPException, AttributeError) as exc:
-                # AttributeError: the socket was taken away by close() mid-request
-                self._drop(conn)
-                if self._closed.is_set():
-                    raise _Stopped() from None
-                if reused and attempt == 1 and isinstance(
-                        exc, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)):
-                    continue  # the server closed an idle keep-alive connection: once more, fresh
-                raise TelegramNetworkError(f"telegram {method}: {_describe(exc)}") from None
-            return _result(method, resp.status, data)
-        raise AssertionError("unreachable")
-
-    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        hx = load_httpx()
         with self._lock:
-            if self._conn is conn:
-                self._conn = None
+            if self._closed.is_set():
+                raise _Stopped()
+            if self._line is None:
+                self._line = Line(connect_timeout=CALL_TIMEOUT_S, read_timeout=CALL_TIMEOUT_S)
+            line = self._line
+            self._busy += 1
         try:
-            conn.close()
-        except Exception:  # noqa: BLE001
-            pass
+            body = json.dumps(params or {}).encode()
+            url = f"{self._base}/bot{self._token}/{method}"
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            limits = hx.Timeout(timeout, connect=min(timeout, CALL_TIMEOUT_S))
+            for attempt in (1, 2):
+                if self._closed.is_set():
+                    raise _Stopped()
+                extensions = line.extensions()
+                try:
+                    resp = line.client.post(url, content=body, headers=headers, timeout=limits,
+                                            extensions=extensions)
+                except (hx.TransportError, OSError) as exc:
+                    if self._closed.is_set():
+                        raise _Stopped() from None
+                    if not line.connected and attempt == 1 and isinstance(
+                            exc, (hx.RemoteProtocolError, hx.ReadError, hx.WriteError)):
+                        continue  # the server closed an idle keep-alive connection: once more, fresh
+                    raise TelegramNetworkError(f"telegram {method}: {_describe(exc)}") from None
+                return _result(method, resp.status_code, resp.content)
+            raise AssertionError("unreachable")
+        finally:
+            with self._lock:
+                self._busy -= 1
+                release = self._closed.is_set() and self._busy == 0
+            if release:
+                line.close()
 
     def close(self) -> None:
-        self._closed.set()
         with self._lock:
-            conn = self._conn
-        shutdown_socket(conn.sock if conn is not None else None, close=False)
+            self._closed.set()
+            line, idle = self._line, self._busy == 0
+        if line is not None:
+            line.abort()
+            if idle:
+                line.close()
 
 
 def _describe(exc: BaseException) -> str:
@@ -411,7 +395,7 @@ class TelegramAdapter(Adapter):
                     if any(not acked for acked in self._pending.values()):
                         # Telegram hands the unacknowledged updates back at once: wait for an ack
                         self._cond.wait_for(
-                            lambda: self._stopping.is_set() or self._ack_seq != ack_seq,
+                            lambda seen=ack_seq: self._stopping.is_set() or self._ack_seq != seen,
                             UNACKED_REPOLL_S)
 
     def _handle(self, updates: list[Any]) -> int:

@@ -11,7 +11,7 @@ Methods: `getMe`, `getUpdates` (long poll: holds the request until an update at 
 below it, as the real service does; `allowed_updates` filters by update type), `sendMessage`
 (recorded in `sent`; rejects empty or over-long text like the real API). `fail_next(method,
 code, description, retry_after=…)` scripts an error answer such as a 429 with
-`parameters.retry_after`. Every request is recorded in `requests`.
+`parameters.retry_after`. Every request is recorded in `requests` (with the client `port`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         prefix, _, method = path.rpartition("/")
         token = prefix.rpartition("/bot")[2] if "/bot" in prefix else None
-        owner._record(method, params, token)
+        owner._record(method, params, token, self.client_address[1])
         if token != owner.token:
             return self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
         scripted = owner._scripted(method)
@@ -253,7 +253,8 @@ class TelegramApi:
         chat = {"id": chat_id, "type": chat_type, "title": title}
         return self.queue_update({"message": self._message(chat, from_, text, reply_to, extra)})
 
-    def bot_message(self, chat_id: int, text: str, message_id: int = 1, chat_type: str = "supergroup") -> dict[str, Any]:
+    def bot_message(self, chat_id: int, text: str, message_id: int = 1,
+                    chat_type: str = "supergroup") -> dict[str, Any]:
         """A message the bot sent earlier, as `reply_to_message` of a user's reply."""
         return {"message_id": message_id, "from": self.bot_user(),
                 "chat": {"id": chat_id, "type": chat_type, "title": "Test group"},
@@ -294,10 +295,10 @@ class TelegramApi:
 
     # --- handler side ------------------------------------------------------------------
 
-    def _record(self, method: str, params: dict[str, Any], token: str | None) -> None:
+    def _record(self, method: str, params: dict[str, Any], token: str | None, port: int = 0) -> None:
         with self._cond:
             self.requests.append({"method": method, "params": params, "token_ok": token == self.token,
-                                  "at": time.monotonic()})
+                                  "at": time.monotonic(), "port": port})
 
     def _scripted(self, method: str) -> dict[str, Any] | None:
         with self._cond:

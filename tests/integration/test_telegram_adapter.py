@@ -321,6 +321,18 @@ def test_stop_during_long_poll_is_immediate(api: TelegramApi, started: Any) -> N
     _wait(lambda: api.abandoned_polls >= 1, "the server saw the poll go")
 
 
+def test_polls_and_sends_keep_their_connections(api: TelegramApi, started: Any) -> None:
+    adapter, emit = started(api)
+    for text in ("one", "two"):
+        api.queue_private(text)
+        adapter.ack(emit.next().id)
+    adapter.send("4242", "a")
+    adapter.send("4242", "b")
+    polls = {r["port"] for r in api.requests if r["method"] in ("getMe", "getUpdates")}
+    sends = {r["port"] for r in api.calls("sendMessage")}
+    assert len(polls) == 1 and len(sends) == 1 and polls != sends, (polls, sends)
+
+
 def test_poll_recovers_after_server_error(api: TelegramApi, started: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("actors.channels.telegram.BACKOFF_START_S", 0.1)
     adapter, emit = started(api)
