@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from actors import logs, registry
+from actors import logs, registry, testhooks
 from actors.agents.manager import AgentManager
 from actors.channels.pairing import PairingStore
 from actors.channels.router import ChannelRouter, route
@@ -421,10 +421,11 @@ class Gateway:
 
 
 async def _test_startup_delay() -> None:
-    """Test hook: hold the start barrier so tests can see /readyz 503 and close 1013."""
-    value = os.environ.get("OPENCLAW_TEST_STARTUP_DELAY_MS", "")
-    if value.isdigit():
-        await asyncio.sleep(int(value) / 1000)
+    """Test hook (actors/testhooks.py): hold the start barrier so tests can see /readyz 503
+    and close 1013."""
+    delay = testhooks.startup_delay_s()
+    if delay is not None:
+        await asyncio.sleep(delay)
 
 
 def _save_last_good(config_path: str) -> None:

@@ -13,20 +13,16 @@ runs fail) and tells the agents actor, which starts a fresh actor for the next t
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from typing import Any
 
 import pykka
 
+from actors import testhooks
 from actors.agents.run import Run
 from actors.base import Call, GatewayActor
 
 log = logging.getLogger("openclaw.agent")
-
-# Test hook: a run whose message equals this text crashes its agent actor (fault injection
-# for the crash-isolation tests; unset in production).
-CRASH_MARKER_ENV = "OPENCLAW_TEST_AGENT_CRASH"
 
 
 class AgentActor(GatewayActor):
@@ -50,7 +46,7 @@ class AgentActor(GatewayActor):
             self._next()
             return
         run = self._queue.popleft()
-        marker = os.environ.get(CRASH_MARKER_ENV)
+        marker = testhooks.agent_crash_marker()  # crash-isolation tests only
         if marker and run.spec.message == marker:
             self._queue.appendleft(run)
             raise RuntimeError("agent actor crash requested by the test hook")

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import msgspec
 import pykka
 
-from actors import registry
+from actors import registry, testhooks
 from actors.base import DEFERRED, Call, GatewayActor, Reply
 from actors.channels import frames
 from actors.channels.process import channel_main
@@ -315,9 +315,10 @@ class ChannelHost(GatewayActor):
 
 
 def first_backoff_s() -> float:
-    """1 s; the test knob OPENCLAW_TEST_CHANNEL_BACKOFF_MS shortens it for restart tests."""
-    value = os.environ.get("OPENCLAW_TEST_CHANNEL_BACKOFF_MS", "")
-    return int(value) / 1000 if value.isdigit() else BACKOFF_FIRST_S
+    """1 s; the test knob OPENCLAW_TEST_CHANNEL_BACKOFF_MS (actors/testhooks.py) shortens it
+    for restart tests."""
+    override = testhooks.channel_backoff_s()
+    return override if override is not None else BACKOFF_FIRST_S
 
 
 class ChannelDown(RuntimeError):

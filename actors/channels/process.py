@@ -7,9 +7,10 @@ it runs one adapter inside a pykka actor and talks to the gateway over one duple
   sends `Heartbeat` every `heartbeat_ms`; outbound sends run one at a time in a sender
   thread, so the actor always hears `Stop`.
 
-Test hook: `OPENCLAW_TEST_CHANNEL_FAULT=<channel>:<fault>` makes that channel misbehave on
-purpose (`exit-at-start`, `hang`: stops heartbeats and reading, `raise-on-message`: the adapter
-actor crashes on the first inbound message), for the supervision tests.
+Test hook (actors/testhooks.py): `OPENCLAW_TEST_CHANNEL_FAULT=<channel>:<fault>` makes that
+channel misbehave on purpose (`exit-at-start`, `hang`: stops heartbeats and reading,
+`raise-on-message`: the adapter actor crashes on the first inbound message), for the
+supervision tests.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from typing import Any
 import msgspec
 import pykka
 
+from actors import testhooks
 from actors.channels import frames
 from actors.channels.adapter import Adapter
 
-FAULT_ENV = "OPENCLAW_TEST_CHANNEL_FAULT"
 PR_SET_PDEATHSIG = 1
 
 
@@ -43,12 +44,6 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass
-
-
-def fault_for(channel: str) -> str | None:
-    value = os.environ.get(FAULT_ENV, "")
-    name, _, fault = value.partition(":")
-    return fault if name == channel and fault else None
 
 
 def adapter_class(channel: str) -> tuple[type[Adapter], type]:
@@ -186,7 +181,7 @@ def channel_main(conn: Connection) -> None:
     start = frames.decode_to_channel(conn.recv_bytes())
     if not isinstance(start, frames.Start):
         raise SystemExit(f"channel process: expected start, got {type(start).__name__}")
-    fault = fault_for(start.channel)
+    fault = testhooks.channel_fault(start.channel)
     if fault == "exit-at-start":
         raise SystemExit(3)
     if fault == "hang":
