@@ -33,7 +33,8 @@ if ! command -v ngircd >/dev/null 2>&1 && [ ! -x /usr/sbin/ngircd ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd) >/dev/null
   else
     echo "warning: ngircd is not installed and cannot be installed here (needs root and apt-get);" \
-      "install it (Debian/Ubuntu: apt-get install ngircd) or the IRC tests are skipped" >&2
+      "install it (Debian/Ubuntu: apt-get install ngircd) or the IRC tests are skipped" \
+      "(and fail when CI is set: tests/needs.py)" >&2
   fi
 fi
 

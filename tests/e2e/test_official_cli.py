@@ -15,13 +15,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TOKEN
+from tests.needs import require_tool
 
 CLI = os.environ.get("OPENCLAW_OFFICIAL_CLI", "")
 NODE_BIN = os.environ.get("OPENCLAW_OFFICIAL_NODE_BIN", "")
 
-pytestmark = pytest.mark.skipif(
-    not (CLI and Path(CLI).exists() and NODE_BIN),
-    reason="official CLI not installed: run the suite with `bash tests/run.sh`")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _official_cli_present() -> None:
+    require_tool(bool(CLI and Path(CLI).exists() and NODE_BIN),
+                 "official CLI not installed: run the suite with `bash tests/run.sh`")
 
 
 def official(*args: str, home: Path, env: dict | None = None, timeout: float = 45) -> subprocess.CompletedProcess:
@@ -46,7 +50,8 @@ def gw(tmp_path_factory):
 def config_env(gw, tmp_path) -> dict:
     """A config file naming the port and token, as a user of the official CLI would write it."""
     config = tmp_path / "openclaw.json"
-    config.write_text('// gateway under test\n{gateway: {mode: "local", port: %d, auth: {mode: "token", token: "%s"}}}\n'
+    config.write_text('// gateway under test\n'
+                      '{gateway: {mode: "local", port: %d, auth: {mode: "token", token: "%s"}}}\n'
                       % (gw.port, TOKEN))
     return {"OPENCLAW_CONFIG_PATH": str(config)}
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 NGIRCD = shutil.which("ngircd") or "/usr/sbin/ngircd"
 SERVER_NAME = "irc.test.local"
+NGIRCD_MISSING = "ngircd not installed (tests/run.sh installs it; Debian/Ubuntu: apt-get install ngircd)"
 
 
 def ngircd_available() -> bool:

@@ -15,13 +15,20 @@ import time
 import pytest
 
 from tests.conftest import TOKEN, ok, wait_until
-from tests.fakes.ircd import Ngircd, ngircd_available
+from tests.fakes.ircd import NGIRCD_MISSING, Ngircd, ngircd_available
 from tests.fakes.telegram_api import TelegramApi
 from tests.integration.test_irc_adapter import Peer
+from tests.needs import require_tool
 
 BOT = "clawbot"
-needs_ngircd = pytest.mark.skipif(not ngircd_available(),
-                                  reason="ngircd not installed (tests/run.sh installs it)")
+
+
+@pytest.fixture
+def ngircd_present() -> None:
+    require_tool(ngircd_available(), NGIRCD_MISSING)
+
+
+needs_ngircd = pytest.mark.usefixtures("ngircd_present")
 
 
 @pytest.fixture

@@ -16,10 +16,14 @@ import pytest
 from actors.channels.frames import Inbound
 from actors.channels.irc import LINE_MAX, IrcAdapter, IrcNotConnected
 from actors.config.schema import IrcChannel, NickServ
-from tests.fakes.ircd import SERVER_NAME, Ngircd, ngircd_available
+from tests.fakes.ircd import NGIRCD_MISSING, SERVER_NAME, Ngircd, ngircd_available
+from tests.needs import require_tool
 
-pytestmark = pytest.mark.skipif(not ngircd_available(),
-                                reason="ngircd not installed (tests/run.sh installs it)")
+
+@pytest.fixture(autouse=True)
+def _ngircd_present() -> None:
+    require_tool(ngircd_available(), NGIRCD_MISSING)
+
 
 BOT = "clawbot"
 
