@@ -33,11 +33,11 @@ from actors.agents.providers import (
     resolve_candidates,
 )
 from actors.agents.run_events import RunEvents, now_ms
+from actors.agents.tool_specs import TOOL_SPECS
 from actors.base import Call, call_sync
 from actors.clock import CLOCK
 from actors.config.schema import Config
 from actors.tools.executor import ToolOutcome, ToolRequest
-from actors.tools.specs import TOOL_SPECS
 
 log = logging.getLogger("openclaw.agent")
 
