@@ -12,6 +12,7 @@ import msgspec
 from transport import bridge
 from transport.auth import check_secret, lockout_error, origin_allowed
 from transport.dispatch import method_names
+from transport.methods.chat import attachment_max_bytes
 from transport.methods.system import health_summary
 from transport.protocol import (
     BUILD_ID,
@@ -219,7 +220,3 @@ def readable_id(data: str) -> str | None:
         return None
     value = obj.get("id") if isinstance(obj, dict) else None
     return value if isinstance(value, str) else None  # "" too: a string id is answered (§3.2)
-
-
-def attachment_max_bytes(state: GatewayState) -> int:
-    return state.snapshot.config.agents.defaults.media_max_mb * 1048576

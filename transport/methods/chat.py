@@ -23,10 +23,9 @@ from actors.agents.run import RunOutcome, RunSpec
 from actors.sessions.keys import SessionKeyError, agent_id_of, main_key, normalize_key, valid_agent_id
 from actors.sessions.store import LABEL_MAX, SessionError, model_ref
 from transport import bridge
-from transport.handshake import attachment_max_bytes
 from transport.methods import ADMIN, MAX_RUN_S, WRITE, method
 from transport.protocol import AGENT_TIMEOUT, UNAVAILABLE, GatewayError, invalid
-from transport.state import DRAINING
+from transport.state import DRAINING, GatewayState
 
 NonEmpty = Annotated[str, Meta(min_length=1)]
 IMAGE_MAX_BYTES = 6291456
@@ -96,6 +95,11 @@ def _session_key(method_name: str, raw: str) -> str:
         return normalize_key(_text(method_name, "sessionKey", raw))
     except SessionKeyError as exc:
         raise invalid(f"invalid {method_name} params: sessionKey: {exc}") from None
+
+
+# Also told to clients in hello-ok (transport/handshake.py).
+def attachment_max_bytes(state: GatewayState) -> int:
+    return state.snapshot.config.agents.defaults.media_max_mb * 1048576
 
 
 def _check_running(ctx) -> None:
