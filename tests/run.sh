@@ -38,5 +38,28 @@ if ! command -v ngircd >/dev/null 2>&1 && [ ! -x /usr/sbin/ngircd ]; then
   fi
 fi
 
+# The checks, configured in pyproject.toml: lint (ruff), types (mypy), the layer contracts
+# (import-linter). Each failure is named, the suite still runs so that one CI run reports
+# everything, and the command fails at the end if any check did.
+failed_checks=()
+check() {
+  local name=$1
+  shift
+  step "check: $name"
+  if ! "$@"; then
+    failed_checks+=("$name")
+    printf '==> FAILED check: %s (%s)\n' "$name" "$*" >&2
+  fi
+}
+check ruff .venv/bin/ruff check --quiet .
+check mypy .venv/bin/mypy
+check import-linter .venv/bin/lint-imports --no-cache --no-logo
+
 step "running the test suite"
-exec .venv/bin/pytest "$@"
+status=0
+.venv/bin/pytest "$@" || status=$?
+if [ ${#failed_checks[@]} -gt 0 ]; then
+  printf '==> FAILED checks: %s (see their output above)\n' "${failed_checks[*]}" >&2
+  exit 1
+fi
+exit "$status"
