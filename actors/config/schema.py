@@ -210,7 +210,8 @@ class Session(_Section):
     scope: Annotated[Literal["per-sender", "global"], doc("One session per sender or one for all")] = \
         "per-sender"
     reset: Annotated[SessionReset, doc("Session reset policy")] = field(default_factory=SessionReset)
-    idle_minutes: Annotated[Annotated[int, Meta(ge=1)] | None, doc("Shorthand for reset {mode: idle, idleMinutes}")] = None
+    idle_minutes: Annotated[Annotated[int, Meta(ge=1)] | None,
+                            doc("Shorthand for reset {mode: idle, idleMinutes}")] = None
     reset_triggers: Annotated[list[str], doc("Messages that start a new session")] = \
         field(default_factory=lambda: ["/new", "/reset"])
 
