@@ -329,7 +329,7 @@ def rewrite_legacy(doc: dict, result: Result) -> dict:
         doc["tools"] = tools = dict(tools)
         tools["exec"] = exec_ = dict(exec_)
         del exec_["mode"]
-        for key, value in zip(("security", "ask"), _EXEC_MODES[mode]):
+        for key, value in zip(("security", "ask"), _EXEC_MODES[mode], strict=True):
             _move(doc, ["tools", "exec"], key, value, "tools.exec.mode", result, warn=key == "ask")
     return doc
 
