@@ -330,7 +330,7 @@ def _rotate_backups(target: Path, exists: bool) -> None:
     if not exists:
         return
     names = [f"{target}.bak"] + [f"{target}.bak.{n}" for n in range(1, BACKUP_GENERATIONS)]
-    for older, newer in zip(reversed(names[1:]), reversed(names[:-1])):
+    for older, newer in zip(reversed(names[1:]), reversed(names[:-1]), strict=True):
         if os.path.exists(newer):
             os.replace(newer, older)
     shutil.copy2(target, names[0])  # copy2 keeps the mode: a backup holds the same secrets
@@ -389,7 +389,7 @@ def _listed(path: str, patterns: list[str] | tuple[str, ...]) -> bool:
     parts = split_path(path)
     for pattern in patterns:
         rule = split_path(pattern)
-        if len(rule) == len(parts) and all(r in ("*", p) for r, p in zip(rule, parts)):
+        if len(rule) == len(parts) and all(r in ("*", p) for r, p in zip(rule, parts, strict=True)):
             return True
     return False
 
