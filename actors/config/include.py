@@ -32,7 +32,7 @@ Parser = Callable[[str, Path], Any]
 # Included files to read from another path instead (real path → stand-in), for validating a
 # write's candidate files before they replace the real ones; per context, so concurrent loads
 # elsewhere never see it.
-_STAND_INS: ContextVar[dict[Path, Path]] = ContextVar("include_stand_ins", default={})
+_STAND_INS: ContextVar[dict[Path, Path]] = ContextVar("include_stand_ins")
 
 
 @contextmanager
@@ -122,7 +122,7 @@ class Includes:
         if not real.is_file():
             raise fail("not a regular file")
         try:
-            data = _STAND_INS.get().get(real, real).read_bytes()
+            data = _STAND_INS.get({}).get(real, real).read_bytes()
         except OSError as exc:
             raise fail(f"cannot read: {exc.strerror}") from None
         if len(data) > MAX_FILE_BYTES:
