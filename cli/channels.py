@@ -59,7 +59,7 @@ def channel_rows(resolved: dict, environ: Any = None) -> list[dict]:
 def _table(rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _config_rows(as_json: bool, strict: bool = True) -> list[dict]:
