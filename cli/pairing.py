@@ -34,7 +34,8 @@ def _print_list(result: dict) -> None:
                  expires_in(int(p.get("expiresAt") or 0), now)] for p in pending]
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         for row in rows:
-            click.echo("  ".join([*(c.ljust(w) for c, w in zip(row, widths)), row[3]]))
+            # The last column is not padded: zip stops at the three widths.
+            click.echo("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[3]]))
     else:
         click.echo("No pending pairing codes.")
     approved = result.get("approved") or {}
