@@ -156,7 +156,8 @@ def connection_options(func: Callable | None = None, *, timeout_default: int = 1
     """--url --port --token --password --timeout, shared by every client command; use bare
     (`@connection_options`) or with another --timeout default (`@connection_options(...)`)."""
     options = [
-        click.option("--url", help="Gateway URL (ws:// or wss://); credentials then come only from --token/--password."),
+        click.option("--url",
+                     help="Gateway URL (ws:// or wss://); credentials then come only from --token/--password."),
         click.option("--port", type=int, help="Local gateway port (ws://127.0.0.1:PORT)."),
         click.option("--token", help="Gateway token."),
         click.option("--password", help="Gateway password."),
