@@ -32,7 +32,8 @@ def _print_human(report: dict, url: str) -> None:
     for channel in report.get("channelOrder") or []:
         summary = report["channels"].get(channel, {})
         for account_id, account in (summary.get("accounts") or {"default": summary}).items():
-            state = account.get("state") or summary.get("state") or ("linked" if account.get("linked") else "configured")
+            state = (account.get("state") or summary.get("state")
+                     or ("linked" if account.get("linked") else "configured"))
             probe = account.get("probe")
             line = f"{channel}/{account_id}  {state}"
             if isinstance(probe, dict):
@@ -45,7 +46,8 @@ def _print_human(report: dict, url: str) -> None:
     reload = report.get("configReload") or {}
     if reload.get("status") not in (None, "ok"):
         pending = ", ".join(reload.get("pendingRestart") or [])
-        click.echo(f"Config reload: {reload['status']}" + (f" ({reload.get('lastError')})" if reload.get("lastError") else "")
+        click.echo(f"Config reload: {reload['status']}"
+                   + (f" ({reload.get('lastError')})" if reload.get("lastError") else "")
                    + (f" pending restart: {pending}" if pending else ""))
 
 
