@@ -29,7 +29,8 @@ def parse_duration_ms(text: str) -> int:
 
 
 @click.command()
-@click.option("--wait", "wait", help="Drain budget: longest wait for running work [gateway.restartDrainTimeoutMs]; 0 = none.")
+@click.option("--wait", "wait",
+              help="Drain budget: longest wait for running work [gateway.restartDrainTimeoutMs]; 0 = none.")
 @click.option("--force", is_flag=True, help="Skip the drain and the restart cooldown.")
 @click.option("--timeout", "timeout_ms", type=click.IntRange(min=1), default=60000, show_default=True,
               help="Longest wait, in ms, for the restarted gateway to be healthy.")
