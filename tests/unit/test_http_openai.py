@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from transport.http_openai import ChatMessage, ChunkWriter, HttpError, Part, agent_of_model, session_key, split_messages
+from transport.http_openai import ChunkWriter
+from transport.openai_request import ChatMessage, HttpError, Part, agent_of_model, session_key, split_messages
 
 
 class _State:  # agent_ids() needs no state yet
