@@ -305,7 +305,7 @@ def _fib_trie_ipv4() -> list[str]:
     except OSError:
         return []
     out: list[str] = []
-    for prev, line in zip(lines, lines[1:]):
+    for prev, line in zip(lines, lines[1:], strict=False):
         if line.strip() == "/32 host LOCAL" and "|--" in prev:
             out.append(prev.split("|--", 1)[1].strip())
     return out
