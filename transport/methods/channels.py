@@ -76,7 +76,7 @@ async def channels_status(params: StatusParams, ctx) -> dict:
     accounts = await asyncio.gather(*(_account(e, params.probe, timeout_s) for e in entries))
     order = [e["id"] for e in entries]
     issues = [{"channel": c, "accountId": ACCOUNT, "kind": a["state"], "message": a["lastError"]}
-              for c, a in zip(order, accounts) if a["state"] in ("failed", "backoff") and a["lastError"]]
+              for c, a in zip(order, accounts, strict=True) if a["state"] in ("failed", "backoff") and a["lastError"]]
     return {
         "ts": now_ms(), "channelOrder": order,
         "channelLabels": {c: LABELS[c] for c in order},
@@ -84,8 +84,8 @@ async def channels_status(params: StatusParams, ctx) -> dict:
         "channelSystemImages": {},
         "channelMeta": [{"id": c, "label": LABELS[c], "detailLabel": DETAIL_LABELS[c]} for c in order],
         "channels": {c: {"configured": a["configured"], "running": a["running"]}
-                     for c, a in zip(order, accounts)},
-        "channelAccounts": {c: [a] for c, a in zip(order, accounts)},
+                     for c, a in zip(order, accounts, strict=True)},
+        "channelAccounts": {c: [a] for c, a in zip(order, accounts, strict=True)},
         "channelDefaultAccountId": {c: ACCOUNT for c in order},
         "statusIssues": issues,
     }
