@@ -320,8 +320,8 @@ def method_requests(methods: dict[str, type | None]) -> st.SearchStrategy[Frame]
     none: st.SearchStrategy[dict] = st.just({})
     extras = st.one_of(none, none, none, none,
                        st.fixed_dictionaries({"traceparent": st.one_of(st.text(max_size=140), hostile_values)}),
-                       st.dictionaries(st.text(max_size=10).filter(lambda k: k not in ("type", "id", "method", "params")),
-                                       json_values, max_size=2))
+                       st.dictionaries(st.text(max_size=10).filter(
+                           lambda k: k not in ("type", "id", "method", "params")), json_values, max_size=2))
     uuid_ids = st.uuids().map(str)
     names = sorted(methods)
     return st.sampled_from(names).flatmap(lambda name: st.builds(
