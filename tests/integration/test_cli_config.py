@@ -177,7 +177,8 @@ def test_validate(tmp_path):
     write(cfg, {"gateway": {"port": "abc"}})
     res = cli("config", "validate", env=env, home=tmp_path)
     assert res.returncode == 78
-    assert res.stdout.splitlines() == [f"Invalid config at {cfg}:", '  gateway.port: expected integer, got string "abc"']
+    assert res.stdout.splitlines() == [f"Invalid config at {cfg}:",
+                                       '  gateway.port: expected integer, got string "abc"']
     res = cli("config", "validate", "--json", env=env, home=tmp_path)
     assert res.returncode == 78
     assert json.loads(res.stdout) == {"ok": False, "path": str(cfg), "warnings": [], "errors": [
