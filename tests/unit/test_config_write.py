@@ -31,7 +31,8 @@ def test_atomic_write_keeps_mode_key_order_and_format(tmp_path: Path) -> None:
     result = write_config(cfg, set_level("debug"))
     assert result.changed and result.changed_paths == ["logging.level"]
     assert cfg.stat().st_mode & 0o777 == 0o640
-    assert cfg.read_text() == '{\n  "logging": {\n    "level": "debug"\n  },\n  "gateway": {\n    "port": 18789\n  }\n}\n'
+    assert cfg.read_text() == ('{\n  "logging": {\n    "level": "debug"\n  },\n'
+                               '  "gateway": {\n    "port": 18789\n  }\n}\n')
     assert result.snapshot.hash == load_config(cfg).hash
     assert result.warnings == []
     assert not list(tmp_path.glob("*.tmp-*"))
