@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import zlib
-from typing import IO, Any
+from typing import IO, Any, Mapping
 
 from actors.logs.levels import LEVEL_LETTERS, level_name
 from actors.logs.records import JsonFormatter, format_time, record_subsystem
@@ -44,12 +44,12 @@ def default_console_style(stream: IO[str] | None = None) -> str:
 
 
 def use_colour(stream: IO[str] | None = None, *, no_color: bool = False,
-               environ: dict[str, str] | None = None) -> bool:
+               environ: Mapping[str, str] | None = None) -> bool:
     """Colour on a TTY or with FORCE_COLOR; never with NO_COLOR or `--no-color`."""
-    environ = os.environ if environ is None else environ
-    if no_color or environ.get("NO_COLOR"):
+    env = os.environ if environ is None else environ
+    if no_color or env.get("NO_COLOR"):
         return False
-    if environ.get("FORCE_COLOR", "") not in ("", "0", "false"):
+    if env.get("FORCE_COLOR", "") not in ("", "0", "false"):
         return True
     return _isatty(stream if stream is not None else sys.stderr)
 

@@ -59,8 +59,9 @@ def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     err = getattr(record, "_oc_err", None)
     if err is not None:
         out["err"] = err
-    if getattr(record, "data", None) is not None:
-        out["data"] = record.data
+    data = getattr(record, "data", None)
+    if data is not None:
+        out["data"] = data
     return out
 
 

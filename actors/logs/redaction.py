@@ -113,8 +113,9 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     try:
         record.msg, record.args = _clean(message, MAX_MESSAGE_CHARS), ()
         _redact_exception(record)
-        if getattr(record, "data", None) is not None:
-            record.data = _redact_data(record.data)
+        data = getattr(record, "data", None)
+        if data is not None:
+            record.data = _redact_data(data)
         for key in EXTRA_KEYS:
             if isinstance(getattr(record, key, None), str):
                 setattr(record, key, _clean(getattr(record, key)))

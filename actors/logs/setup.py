@@ -98,7 +98,7 @@ def setup_logging(
                          f"(expected one of {', '.join(CONSOLE_STYLES)})")
     writer = _file_writer(file_path, fl, daily)
     handlers = _build_handlers(writer, fl, cl, style, no_color, console_stream)
-    handle = LoggingHandle(Path(file_path) if writer is not None else None, fl, cl, style,
+    handle = LoggingHandle(writer.handler.path if writer is not None else None, fl, cl, style,
                            handlers, writer)
     if writer is not None:
         writer.start()
