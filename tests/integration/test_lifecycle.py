@@ -240,7 +240,7 @@ def test_sighup_and_sigusr1_do_not_kill(gateway_factory):
     for sig, line in ((signal.SIGHUP, "received SIGHUP; reloading the config"),
                       (signal.SIGUSR1, "received SIGUSR1; restarting in-process")):
         gw.signal(sig)
-        wait_until(lambda: any(r["message"] == line for r in records(gw.log_path)), timeout=5,
+        wait_until(lambda line=line: any(r["message"] == line for r in records(gw.log_path)), timeout=5,
                    what=f"{sig.name} logged")
         gw.wait_ready()
     assert serving(gw) and gw.proc.poll() is None
