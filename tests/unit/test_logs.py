@@ -89,7 +89,8 @@ def test_records_carry_our_level_names(tmp_path):
     assert logging.getLevelName(logging.CRITICAL) == "fatal"
 
 
-I, D, T, W, S = logs.INFO, logs.DEBUG, logs.TRACE, logs.WARN, logs.SILENT
+# One letter per level keeps the table below one case per line.
+I, D, T, W, S = logs.INFO, logs.DEBUG, logs.TRACE, logs.WARN, logs.SILENT  # noqa: E741
 
 
 @pytest.mark.parametrize(
