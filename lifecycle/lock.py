@@ -8,12 +8,15 @@ Standard library only.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import fcntl
 import json
 import logging
 import os
 import signal
 import socket
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +25,8 @@ from typing import Any, Callable, Mapping
 from lifecycle.ports import BindError, bind_sockets, find_listener_pid, format_hostport, process_argv, process_command
 
 __all__ = [
-    "LockHeld", "ForceError", "ForceRefused", "InstanceLock", "audit", "lock_path",
+    "LockHeld", "ForceError", "ForceRefused", "InstanceLock", "audit", "audit_soon", "audit_async",
+    "flush_audit", "lock_path",
     "audit_path", "pid_alive", "wait_for_exit", "is_gateway_process", "force_takeover_lock",
     "force_free_port",
 ]
@@ -201,15 +205,23 @@ class InstanceLock:
 
 def audit(state_dir: str | os.PathLike[str], event: str, *, port: int | None, reason: str,
           pid: int | None = None) -> None:
-    """Append `ts=… event=… pid=… port=… reason=…` to `<state>/logs/gateway-restart.log`.
+    """Append `ts=… event=… pid=… port=… reason=…` to `<state>/logs/gateway-restart.log`,
+    now, on the calling thread (the event loop uses `audit_soon`/`audit_async`).
 
     `pid` defaults to ours; an unknown port is written as `-`. Best effort: a failing audit
     write is logged, never raised, so it cannot take the gateway down.
     """
+    _append(state_dir, _audit_line(event, port=port, reason=reason, pid=pid))
+
+
+def _audit_line(event: str, *, port: int | None, reason: str, pid: int | None) -> str:
     ts = datetime.now().astimezone().isoformat(timespec="milliseconds")
     text = " ".join(str(reason).split())  # one record per line; reason stays last
-    line = (f"ts={ts} event={event} pid={pid if pid is not None else os.getpid()} "
+    return (f"ts={ts} event={event} pid={pid if pid is not None else os.getpid()} "
             f"port={port if port is not None else '-'} reason={text}\n")
+
+
+def _append(state_dir: str | os.PathLike[str], line: str) -> None:
     try:
         path = _ensure_dir(audit_path(state_dir).parent) / "gateway-restart.log"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
@@ -219,6 +231,46 @@ def audit(state_dir: str | os.PathLike[str], event: str, *, port: int | None, re
             os.close(fd)
     except OSError as exc:
         log.warning("cannot write audit log in %s: %s", state_dir, exc)
+
+
+# The audit file's owner for the event loop: one thread appends the lines in the order they were
+# asked for, so the loop never waits on the disk and `start` never lands after `stop`.
+_writer_lock = threading.Lock()
+_writer: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _audit_writer() -> concurrent.futures.ThreadPoolExecutor:
+    global _writer
+    with _writer_lock:
+        if _writer is None:
+            # Its worker is joined at interpreter exit, so a queued line is never lost there.
+            _writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="openclaw-audit")
+        return _writer
+
+
+def audit_soon(state_dir: str | os.PathLike[str], event: str, *, port: int | None, reason: str,
+               pid: int | None = None) -> concurrent.futures.Future[None]:
+    """`audit`, stamped now and written by the audit thread; the future ends once written."""
+    line = _audit_line(event, port=port, reason=reason, pid=pid)
+    return _audit_writer().submit(_append, state_dir, line)
+
+
+async def audit_async(state_dir: str | os.PathLike[str], event: str, *, port: int | None,
+                      reason: str, pid: int | None = None) -> None:
+    """`audit_soon`, awaited: for a line that must be on disk before what the caller does next
+    becomes visible (readiness, a reload status)."""
+    await asyncio.wrap_future(audit_soon(state_dir, event, port=port, reason=reason, pid=pid))
+
+
+def flush_audit(timeout_s: float = 2.0) -> None:
+    """Wait (bounded) for the lines queued so far: for exits that skip the interpreter's own
+    clean-up (`os._exit`)."""
+    writer = _writer
+    if writer is not None:
+        try:
+            writer.submit(lambda: None).result(timeout_s)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            pass  # stuck disk, or the writer already shut down: nothing more to wait for
 
 
 # ---------------------------------------------------------------------------- processes
