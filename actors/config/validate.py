@@ -97,7 +97,7 @@ def _children(nodes: list[dict], key: str) -> list[dict]:
 # --- the walker -------------------------------------------------------------------------
 
 _DROP = object()  # a value with an error: left out of the cleaned document
-_ROOT = mi.type_info(Config)
+_ROOT = typing.cast(mi.StructType, mi.type_info(Config))  # Config is a Struct
 
 
 def _unwrap(node: Any) -> Any:
@@ -132,9 +132,11 @@ def describe(value: Any) -> str:
     return kind
 
 
+_ACCEPTS: dict[type[mi.Type], tuple[str, ...]]
 _ACCEPTS = {mi.IntType: ("integer",), mi.FloatType: ("number", "integer"), mi.StrType: ("string",),
             mi.LiteralType: ("string",), mi.BoolType: ("boolean",), mi.ListType: ("array",),
             mi.StructType: ("object",), mi.DictType: ("object",), mi.NoneType: ("null",)}
+_WORDS: dict[type[mi.Type], str]
 _WORDS = {mi.IntType: "integer", mi.FloatType: "number", mi.StrType: "string",
           mi.LiteralType: "string", mi.BoolType: "boolean", mi.ListType: "array",
           mi.StructType: "object", mi.DictType: "object"}
@@ -314,7 +316,7 @@ def rewrite_legacy(doc: dict, result: Result) -> dict:
     gateway = doc.get("gateway")
     reload = gateway.get("reload") if isinstance(gateway, dict) else None
     if isinstance(reload, dict) and "deferralTimeoutMs" in reload:
-        doc["gateway"] = gateway = dict(gateway)
+        doc["gateway"] = gateway = dict(doc["gateway"])
         gateway["reload"] = reload = dict(reload)
         value = reload.pop("deferralTimeoutMs")
         _move(doc, ["gateway"], "drainTimeoutMs", value, "gateway.reload.deferralTimeoutMs", result)
@@ -326,7 +328,7 @@ def rewrite_legacy(doc: dict, result: Result) -> dict:
             result.issues.append(Issue("tools.exec.mode", f"invalid value {_shown(mode)} "
                                        "(expected deny | allowlist | ask | full)", "enum"))
             return doc
-        doc["tools"] = tools = dict(tools)
+        doc["tools"] = tools = dict(doc["tools"])
         tools["exec"] = exec_ = dict(exec_)
         del exec_["mode"]
         for key, value in zip(("security", "ask"), _EXEC_MODES[mode], strict=True):
