@@ -95,7 +95,9 @@ def status(as_json: bool, timeout_ms: int) -> None:
     """Local paths and config state, plus the running gateway's status when reachable."""
     report = {"ok": True, "version": PROJECT_VERSION, **_local()}
     target = make_target({})
-    remote, channels, error = None, [], None
+    remote: dict | None = None
+    channels: list = []
+    error: str | None = None
 
     async def fetch() -> tuple[dict, list]:
         async with GatewayClient(target, timeout_ms) as client:
