@@ -91,7 +91,9 @@ async def _follow(client: GatewayClient, run: ChatRun, interrupted: asyncio.Even
         frame = await _next_frame(client, interrupted, deadline - loop.time())
         if frame is None:
             return
-        payload = frame.get("payload") if isinstance(frame.get("payload"), dict) else {}
+        payload = frame.get("payload")
+        if not isinstance(payload, dict):
+            payload = {}
         if frame.get("event") == "chat" and payload.get("runId") == run.run_id:
             run.apply(payload)
 
