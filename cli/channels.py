@@ -45,12 +45,15 @@ def configured(channel: str, block: dict, environ: Any = None) -> bool:
 def channel_rows(resolved: dict, environ: Any = None) -> list[dict]:
     """Every supported channel with `configured` and `enabled` (a channel runs when its
     block exists and `enabled` is not false)."""
-    section = resolved.get("channels") if isinstance(resolved.get("channels"), dict) else {}
+    section = resolved.get("channels")
+    if not isinstance(section, dict):
+        section = {}
     rows = []
     for channel in SUPPORTED:
         block = section.get(channel)
         present = isinstance(block, dict)
-        block = block if present else {}
+        if not isinstance(block, dict):
+            block = {}
         rows.append({"id": channel, "configured": configured(channel, block, environ),
                      "enabled": present and block.get("enabled", True) is not False})
     return rows
