@@ -92,7 +92,9 @@ class GatewayClient:
                 "caps": [], "auth": auth, "role": "operator", "scopes": list(DEFAULT_OPERATOR_SCOPES)}
 
     def _connect_error(self, error: dict) -> CliError:
-        details = error.get("details") if isinstance(error.get("details"), dict) else {}
+        details = error.get("details")
+        if not isinstance(details, dict):
+            details = {}
         message = error.get("message", "connect failed")
         if details.get("code") in AUTH_DETAIL_CODES:
             if self.target.explicit_url and self.target.source == "none" and "MISSING" in details["code"]:
@@ -112,6 +114,7 @@ class GatewayClient:
     async def _request(self, method: str, params: Any) -> dict:
         self._next += 1
         req_id = f"{self._next}:{uuid.uuid4()}"
+        assert self._conn is not None, "used outside `async with`"
         await self._conn.write_message(json.dumps({"type": "req", "id": req_id, "method": method,
                                                    "params": params}))
         while True:
@@ -138,6 +141,7 @@ class GatewayClient:
                 return frame
 
     async def _read(self) -> dict:
+        assert self._conn is not None, "used outside `async with`"
         message = await self._conn.read_message()
         if message is None:
             code, reason = self._conn.close_code, self._conn.close_reason
