@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sys
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Coroutine
 
 import click
 
@@ -24,7 +24,7 @@ from cli.target import local_config
 
 PAGE = 1000  # rows per sessions.list call for --limit all
 
-Fetch = Callable[[dict], Awaitable[dict]]
+Fetch = Callable[[str, dict], Awaitable[Any]]  # call(method, params) -> payload
 
 
 @click.group(invoke_without_command=True)
@@ -37,7 +37,7 @@ def sessions(ctx: click.Context) -> None:
 
 # --- reading: gateway first, else the database read-only ---------------------------------------
 
-def _read(conn: dict, as_json: bool, work: Callable[[Fetch], Awaitable[Any]]) -> Any:
+def _read(conn: dict, as_json: bool, work: Callable[[Fetch], Coroutine[Any, Any, Any]]) -> Any:
     """`await work(call)` where `call(method, params)` reaches the gateway, or, when none
     answers, the same methods answered from the database on disk."""
     async def remote(client: GatewayClient) -> Any:
@@ -240,7 +240,7 @@ def _confirm(operation: str, count: int, yes: bool, as_json: bool) -> None:
 
 
 async def _write_remote(client: GatewayClient, operation: str, keys: list[str]) -> list[tuple]:
-    out = []
+    out: list[tuple[str, Any, str | None]] = []
     for key in keys:
         try:
             out.append((key, await client.call(f"sessions.{operation}", {"key": key}), None))
