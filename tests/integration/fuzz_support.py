@@ -816,7 +816,7 @@ class Harness:
 
     def final_problems(self) -> list[str]:
         """What the run as a whole broke: tracebacks that reached the files late, /health."""
-        time.sleep(0.5)  # let the last records reach the file
+        time.sleep(0.5)  # let the last records reach the file (the gateway tells no one when)
         problems = [f"traceback: {t}" for t in self.scan.tracebacks()]
         return problems + [f"health: {f}" for f in self.poller.failures]
 

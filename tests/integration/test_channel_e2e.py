@@ -131,7 +131,7 @@ def test_send_to_telegram_and_irc_idempotent_and_unavailable(gateway_factory, ws
     assert sorted(results) == ["dup0", "dup1", "dup2"]
     results = list(results.values())
     assert len({json.dumps(ok(r), sort_keys=True) for r in results}) == 1, results
-    time.sleep(0.3)
+    time.sleep(0.3)  # not a wait: a duplicate send would show up by now
     texts = [m["text"] for m in telegram.sent]
     assert texts == ["hello from send", "twice?"]
     history = ok(client.request("chat.history", {"sessionKey": "agent:main:telegram:direct:4242"}))
@@ -290,5 +290,5 @@ def test_telegram_429_reply_arrives_after_retry_after(gateway_factory, ws_client
     assert [m["text"] for m in sent] == ["slow down"]
     calls = telegram.calls("sendMessage")
     assert len(calls) == 2 and calls[1]["at"] - calls[0]["at"] >= 1.0
-    time.sleep(0.5)
+    time.sleep(0.5)  # not a wait: a second send would show up by now
     assert len(telegram.sent) == 1

@@ -57,16 +57,16 @@ async def _open(url: str, count: int) -> list:
 async def _per_connection(url: str, pid: int) -> float:
     """KiB of server RSS per idle connection: (RSS with `CONNECTIONS` held - RSS idle) / N."""
     warm = await _open(url, 1)  # first-use imports and caches are not per connection
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # part of the measurement: RSS settles (no event to wait for)
     idle = rss_kb(pid)
     socks = await _open(url, CONNECTIONS)
     try:
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # part of the measurement, as above
         return (rss_kb(pid) - idle) / CONNECTIONS
     finally:
         for conn in socks + warm:
             conn.close()
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # courtesy to the server before the next measurement
 
 
 def test_idle_connection_costs_about_what_bare_tornado_costs(gateway) -> None:

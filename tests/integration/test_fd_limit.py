@@ -9,12 +9,13 @@ call on stderr (700,000 lines in a few seconds), for as long as the limit was re
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.conftest import OPENCLAW, TOKEN, log_records
+from tests.conftest import OPENCLAW, TOKEN, log_records, wait_until
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -56,7 +57,6 @@ async def _saturate(gw) -> tuple[list, int, float]:
     share = (loadgen.proc_cpu_seconds(gw.proc.pid) - cpu0) / (time.monotonic() - t0)
     for conn in opened:
         conn.close()
-    await asyncio.sleep(0.5)
     return opened, failed, share
 
 
@@ -71,6 +71,8 @@ def test_out_of_descriptors_waits_instead_of_spinning(gateway_factory) -> None:
     assert len(opened) > 100, f"only {len(opened)} connections opened under a limit of {LIMIT}"
     assert failed > 0, "the limit was never reached: the test measured nothing"
     assert cpu_share < 0.3, f"gateway used {cpu_share:.0%} of a core while out of descriptors"
+    wait_until(lambda: len(os.listdir(f"/proc/{gw.proc.pid}/fd")) < LIMIT // 2,
+               what="the gateway to close the sockets")
     asyncio.run(_one_more(gw))  # accepting resumed once descriptors were free again
     stderr = gw.stderr()
     assert "Traceback" not in stderr and len(stderr) < 20_000, stderr[-2000:]

@@ -93,7 +93,7 @@ def test_requests_after_auth(harness):
             fuzz(fz.method_requests({name: structs[name]}), PER_METHOD, harness.request)
     fuzz(fz.junk_frames(), JUNK, harness.request)
     harness.client.close()
-    time.sleep(1.0)
+    time.sleep(1.0)  # part of the measurement: RSS settles after the socket closes (no event to wait for)
     after = fz.rss_kb(pid)
     final_checks(harness)
     print(f"\nfuzz: {harness.examples}; RSS {before / 1024:.1f} → {after / 1024:.1f} MB")

@@ -17,6 +17,8 @@ CONFIG = {"gateway": {"auth": {"mode": "token", "token": TOKEN},
                       "reload": {"debounceMs": DEBOUNCE_MS, "cooldownMs": 0}},
           "agents": {"defaults": {"model": "offline/echo"}}}
 # Past the debounce, a restart's drain and its boot, with margin for a slow shared machine.
+# Not a wait for an event: these tests assert that no restart happens, so they let the time
+# in which one would have happened pass.
 SETTLE_S = 3.0
 
 

@@ -344,7 +344,7 @@ def test_system_presence_client_entries(gw, ws_clients):
                     client={"id": "openclaw-control-ui", "version": "2026.9.6", "platform": "web",
                             "mode": "ui", "displayName": "My Browser", "instanceId": instance,
                             "deviceFamily": "Browser"})
-    time.sleep(0.01)
+    time.sleep(0.01)  # not a wait: the two entries need distinct millisecond `ts`
     later = ws_clients(gw.url, client={"id": "webchat", "version": "1.2.3", "platform": "web",
                                        "mode": "webchat"})
     payload = later.request("system-presence")["payload"]

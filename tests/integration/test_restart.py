@@ -46,7 +46,7 @@ def test_cooldown_delays_coalesces_and_force_skips_it(gateway_factory):
     assert first["coalesced"] is False and 2000 < first["delayMs"] <= 4000
     second = restart(gw, {"reason": "b"})
     assert second["coalesced"] is True and second["delayMs"] <= first["delayMs"]
-    time.sleep(0.5)
+    time.sleep(0.5)  # not a wait: nothing may happen before the cooldown ends
     assert gw.boot_and_pid()[0] == boot  # still waiting for the end of the cooldown
 
     started = time.monotonic()

@@ -28,6 +28,7 @@ from actors.tools.proc import ExecProcess, ProcError, _OutputBuffer
 from actors.tools.reaper import OWNER_ENV, Reaper
 from actors.tools.spawn import group_alive
 from tests import conftest
+from tests.procfs import catches, ignores, unread_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
@@ -178,7 +179,8 @@ def test_timeout_kills_the_whole_group(cleanup):
 
 def test_kill_of_a_long_process(cleanup):
     p = cleanup.exec("sleep 300")
-    time.sleep(0.05)
+    conftest.wait_until(lambda: b"sleep" in Path(f"/proc/{p.pid}/cmdline").read_bytes(),
+                        what="the command to run")
     p.kill(grace_s=5, reason="stopped by the user")
     assert p.wait(3)
     r = p.result()
@@ -193,7 +195,7 @@ def test_term_ignoring_grandchild_is_sigkilled_after_the_grace(cleanup):
     members = group_members(p.pid)
     t0 = time.monotonic()
     p.kill(0.5)  # positional: the grace period
-    time.sleep(0.3)
+    time.sleep(0.3)  # not a wait: the point is that nothing ends within the grace
     assert p.running, "SIGTERM is ignored: still running within the grace"
     assert p.wait(3)
     assert 0.45 <= time.monotonic() - t0 < 2.5
@@ -351,7 +353,7 @@ FAKE_PARENT = textwrap.dedent("""
         box["p"] = proc.ExecProcess("sleep 300", Path("/tmp"), {"PATH": os.environ["PATH"]},
                                     timeout_s=0, output_cap=1000).start()
     t = threading.Thread(target=spawn); t.start(); t.join()
-    time.sleep(0.3)
+    time.sleep(0.3)  # not a wait: a PDEATHSIG tied to the ended thread would have fired by now
     print(box["p"].pid, box["p"].running, flush=True)
     time.sleep(300)
 """)
@@ -408,7 +410,9 @@ FAKE_GATEWAY = textwrap.dedent("""
     p.start()
     seen.wait(5)
     escaped = "".join(out).split("escaped=")[1].split()[0]
-    time.sleep(0.2)  # the reaper process has read the watch line
+    from tests.procfs import unread_bytes
+    while unread_bytes(reaper._proc.stdin.fileno()):  # the reaper has read the watch line
+        time.sleep(0.005)
     print(p.pid, reaper.pid, escaped, flush=True)
     time.sleep(300)
 """)
@@ -445,7 +449,8 @@ def test_reaper_clean_stop_kills_nothing(cleanup):
     p = cleanup.exec("sleep 300", reaper=reaper, timeout_s=0)
     assert p.env[OWNER_ENV] == reaper.token and reaper.env_marker() == (OWNER_ENV, reaper.token)
     assert reaper.running
-    time.sleep(0.3)
+    conftest.wait_until(lambda: unread_bytes(reaper._proc.stdin.fileno()) == 0,
+                        what="the reaper to read its watch line")
     reaper.stop()
     assert reaper._proc.returncode == 0 and not reaper.running
     assert p.running and not pid_gone(p.pid)
@@ -459,9 +464,10 @@ def test_reaper_ignores_sigint_and_reaps_on_sigterm(cleanup):
     reaper.start()
     cleanup.pids.append(reaper.pid)
     p = cleanup.exec("sleep 300", reaper=reaper, timeout_s=0)
-    time.sleep(0.3)  # the reaper is up, with its signal handlers
+    conftest.wait_until(lambda: ignores(reaper.pid, signal.SIGINT) and catches(reaper.pid, signal.SIGTERM),
+                        what="the reaper's signal handlers")
     os.kill(reaper.pid, signal.SIGINT)
-    time.sleep(0.1)
+    time.sleep(0.1)  # not a wait: an ignored SIGINT must leave it running
     assert reaper._proc.poll() is None
     os.kill(reaper.pid, signal.SIGTERM)
     assert p.wait(3)

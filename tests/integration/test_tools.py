@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import TOKEN, chat_events, ok, wait_until
 from tests.fakes.model_server import Stream, anthropic_text, anthropic_tool_use, openai_text, openai_tool_calls
+from tests.procfs import stdin_unread
 
 AUTH = {"gateway": {"auth": {"mode": "token", "token": TOKEN}}}
 FULL = {**AUTH, "tools": {"exec": {"security": "full", "ask": "off"}}}
@@ -263,7 +264,7 @@ def test_a_dead_reaper_is_replaced_before_the_next_exec(gateway_factory, ws_clie
     [second] = wait_until(lambda: reapers_of(gw.proc.pid), 5, what="a new reaper")
     assert second != first
     wait_until(lambda: len(marked(f"sleep {tag}")) >= 3, 5, what="bash and its two sleeps")
-    time.sleep(0.2)  # the new reaper has read its watch line
+    wait_until(lambda: stdin_unread(second) == 0, 5, what="the new reaper to read its watch lines")
     os.kill(gw.proc.pid, signal.SIGKILL)
     gw.proc.wait(5)
     wait_until(lambda: not marked(f"sleep {tag}"), 10, what="the sleeps to die with the gateway")

@@ -291,7 +291,7 @@ def test_waiter_gets_the_fresh_file_after_release(tmp_path: Path) -> None:
     waiter = threading.Thread(target=lambda: outcome.append(
         second.acquire(timeout_ms=3000, info={"port": 2}, poll_ms=20)))
     waiter.start()
-    time.sleep(0.1)
+    time.sleep(0.1)  # the waiter's first try failed: not observable (each try opens and closes the file)
     first.release()  # deletes the file; the waiter must lock the recreated one, not the old inode
     waiter.join(5)
     try:
