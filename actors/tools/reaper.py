@@ -71,6 +71,7 @@ class Reaper:
         if proc is None:
             return
         self._send("stop\n")
+        assert proc.stdin is not None  # started with stdin=PIPE
         with self._lock:
             try:
                 proc.stdin.close()
@@ -86,6 +87,7 @@ class Reaper:
         proc = self._proc
         if proc is None:
             return
+        assert proc.stdin is not None  # started with stdin=PIPE
         with self._lock:  # one line per write, never interleaved
             try:
                 proc.stdin.write(line.encode("ascii"))
@@ -138,7 +140,7 @@ def reap(watched: set[int], token: str) -> None:
 
 def marked_pids(marker: bytes) -> list[int]:
     """Processes whose initial environment holds exactly the entry `marker`."""
-    found = []
+    found: list[int] = []
     me = os.getpid()
     try:
         names = os.listdir("/proc")
