@@ -84,7 +84,7 @@ class Launcher:
     def argv_and_preexec(self, command: str) -> tuple[list[str], Callable[[], None] | None]:
         if self._setpriv is False:
             self._setpriv = _find_setpriv()
-        if self._setpriv:
+        if isinstance(self._setpriv, str):  # a path, never ""
             return [self._setpriv, "--pdeathsig", "KILL", "--", SHELL, "-c", command], None
         return [SHELL, "-c", command], _die_with_parent_preexec(os.getpid())
 
