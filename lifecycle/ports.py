@@ -345,7 +345,7 @@ def _resolver_addresses() -> list[str]:
     out: list[str] = []
     try:
         for info in socket.getaddrinfo(socket.gethostname(), None, 0, socket.SOCK_STREAM):
-            out.append(info[4][0])
+            out.append(str(info[4][0]))  # the host of an IPv4 or IPv6 sockaddr: a str already
     except OSError:
         pass
     try:  # UDP connect sends nothing; it only picks the outgoing interface's address
