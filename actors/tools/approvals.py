@@ -8,6 +8,7 @@ but only `expire()` removes them, so their owner always gets their resolved payl
 
 from __future__ import annotations
 
+import builtins
 import secrets
 import string
 import time
@@ -110,13 +111,14 @@ class Approvals:
         return pending, {"id": pending.id, "decision": decision, "resolvedBy": resolved_by,
                          "ts": self._now(), "request": pending.request}
 
-    def expire(self) -> list[tuple[Pending, dict]]:
+    # builtins.list: inside the class, `list` is the method above.
+    def expire(self) -> builtins.list[tuple[Pending, dict]]:
         """Remove the expired approvals; each with its resolved payload (decision null)."""
         now = self._now()
         gone = [p for p in self._pending.values() if now >= p.expires_at_ms]
         return [self._ended(p, "expired", now) for p in gone]
 
-    def drop(self, owner: Any) -> list[tuple[Pending, dict]]:
+    def drop(self, owner: Any) -> builtins.list[tuple[Pending, dict]]:
         """Remove the approvals `owner` waits for (its call was aborted); each with its
         resolved payload (decision null, reason `cancelled`). No owner drops nothing."""
         if owner is None:
