@@ -159,7 +159,9 @@ def append(db: sqlite3.Connection, key: str, agent_id: str, message: dict, stamp
     content_json = _encode(content).decode()
     extra_json = _encode(extra).decode() if extra else None
     tool_calls_json = _encode(tool_calls).decode() if tool_calls else None
-    usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+    usage = message.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
     tokens_in = int(usage.get("input") or usage.get("inputTokens") or 0)
     tokens_out = int(usage.get("output") or usage.get("outputTokens") or 0)
     tokens_total = int(usage.get("total") or usage.get("totalTokens") or tokens_in + tokens_out)
@@ -265,7 +267,7 @@ def messages(db: sqlite3.Connection, session_id: str, last: int | None = None) -
     rows = db.execute("SELECT id, seq, role, content, run_id, ts, extra FROM messages "
                       "WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
                       (session_id, -1 if last is None else last)).fetchall()
-    return [message_dict(*m, None) for m in reversed(rows)]
+    return [message_dict(*m, max_chars=None) for m in reversed(rows)]
 
 
 def session_ids(db: sqlite3.Connection, key: str) -> list[dict]:
@@ -300,7 +302,8 @@ def list_sessions(dbs: Mapping[str, sqlite3.Connection], *, path: str, defaults:
     limit = max(1, int(limit))
     offset = max(0, int(offset))
     stamp = now or now_ms()
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     kinds = ["direct", "group"] + (["global"] if includeGlobal else []) + (
         ["unknown"] if includeUnknown else [])
     where.append(f"kind IN ({','.join('?' * len(kinds))})")
