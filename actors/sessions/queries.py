@@ -264,10 +264,11 @@ def history(db: sqlite3.Connection, key: str, limit: int = 200, before: int | No
 def messages(db: sqlite3.Connection, session_id: str, last: int | None = None) -> list[dict]:
     """The messages stored under one session id (current or earlier), oldest first: all,
     or the newest `last`."""
+    rows: list[tuple[str, int, str, str, str | None, int, str | None]]
     rows = db.execute("SELECT id, seq, role, content, run_id, ts, extra FROM messages "
                       "WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
                       (session_id, -1 if last is None else last)).fetchall()
-    return [message_dict(*m, max_chars=None) for m in reversed(rows)]
+    return [message_dict(*m, None) for m in reversed(rows)]
 
 
 def session_ids(db: sqlite3.Connection, key: str) -> list[dict]:
