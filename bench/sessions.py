@@ -16,6 +16,9 @@ In one run it
      median over the rounds; then reads its RSS after the load;
   4. stops every process it started (process groups, also on Ctrl-C or an error) and prints
      a table, or one JSON document with --json.
+Before the gateways it also times --appends (200) one-message appends to one session through
+the project's SessionStore in this process (synchronous=FULL, one commit per message): the
+append rate, formerly `test_append_rate` of the unit tests, which only printed it.
 
 Exit status 0 when every target is met (`sessions.list {}` >= 8,000 req/s), 1 when one is
 missed, 130 when interrupted.
@@ -148,6 +151,24 @@ def populate(state_dir: Path, count: int, now: int | None = None) -> dict:
             "db_bytes": os.path.getsize(path), "seconds": time.perf_counter() - t0}
 
 
+def append_rate(state_dir: Path, count: int) -> dict:
+    """Time `count` appends of one short message to one session, each waited for, through
+    the store actor: what one chat turn's transcript write costs on this disk."""
+    from actors.sessions.store import SessionStore
+
+    ref = SessionStore.start(str(state_dir), notify_health=False)
+    try:
+        store = ref.proxy()
+        store.get_or_create("main").get(timeout=10)
+        started = time.perf_counter()
+        for i in range(count):
+            store.append("main", {"role": "user", "content": f"m{i}"}).get(timeout=10)
+        elapsed = time.perf_counter() - started
+    finally:
+        ref.stop(timeout=10)
+    return {"appends": count, "per_s": count / elapsed, "ms_each": elapsed / count * 1000}
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -205,6 +226,9 @@ def run(args: argparse.Namespace) -> dict:
         empty = gateway_server(tmp / "empty", "gateway-empty")
         loaded = gateway_server(tmp / "loaded", "gateway-10k")
         result["populate"] = populate(loaded.root / "state", args.sessions)
+        result["append"] = append_rate(tmp / "append", args.appends)
+        log(f"append (synchronous=FULL, commit per message): {result['append']['per_s']:.0f}/s, "
+            f"{result['append']['ms_each']:.2f} ms each", quiet)
         log(f"populated {args.sessions} sessions + {result['populate']['messages']} messages in "
             f"{result['populate']['seconds']:.2f} s ({result['populate']['db_bytes'] / 1e6:.1f} MB)",
             quiet)
@@ -322,6 +346,9 @@ def report(result: dict) -> str:
         row("  response size (bytes)", "avg_response_bytes", ">18,.0f"),
         row("  errors (ok:false answers)", "errors", ">18", f"   0  {mark(ok['no_errors'])}"),
         "",
+        "session store append (synchronous=FULL, commit per message, %d appends): %.0f/s, %.2f ms each"
+        % (result["append"]["appends"], result["append"]["per_s"], result["append"]["ms_each"]),
+        "",
         f"{'gateway RSS (MB)':<44}{'empty state':>14}{'%d sessions' % s['sessions']:>16}{'delta':>10}",
         f"{'  after start-up':<44}{_mb(rss['empty']['after_start']):>14}{_mb(rss['sessions']['after_start']):>16}"
         f"{_mb(rss['delta']['after_start']):>10}",
@@ -342,6 +369,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = bench_parser(__doc__, "short settings: about 30 s")
     parser.add_argument("--sessions", type=int, default=10_000, help="stored sessions (10000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per load (3)")
+    parser.add_argument("--appends", type=int, default=200, help="timed session store appends (200)")
     parser.add_argument("--duration", type=float, help="measured seconds per load (5; quick 2)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per load (2; quick 1)")
     parser.add_argument("--connections", type=int, default=4, help="connections (4)")
@@ -352,6 +380,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.sessions < 1:
         parser.error("--sessions must be at least 1")
+    if args.appends < 1:
+        parser.error("--appends must be at least 1")
     return fill_defaults(args, {"duration": 2.0 if args.quick else 5.0, "warmup": 1.0 if args.quick else 2.0})
 
 

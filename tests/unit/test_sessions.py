@@ -404,13 +404,3 @@ def test_list_10000_sessions_timing(state, capsys):
         ref.stop(timeout=10)
 
 
-def test_append_rate(store, capsys):
-    g(store.get_or_create("main"))
-    n = 200
-    started = time.perf_counter()
-    for i in range(n):
-        g(store.append("main", {"role": "user", "content": f"m{i}"}))
-    elapsed = time.perf_counter() - started
-    with capsys.disabled():
-        print(f"\nappend (synchronous=FULL, commit per message): {n / elapsed:.0f}/s, "
-              f"{elapsed / n * 1000:.2f} ms each")
