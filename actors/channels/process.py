@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import pykka
@@ -33,6 +33,9 @@ from actors.channels import frames
 from actors.channels.adapter import Adapter
 
 PR_SET_PDEATHSIG = 1
+# The levels a Log frame carries; an adapter's other levels are sent as info.
+_LOG_LEVELS: dict[str, Literal["debug", "info", "warning", "error"]] = {
+    "debug": "debug", "info": "info", "warning": "warning", "error": "error"}
 
 
 def die_with_parent() -> None:
@@ -92,8 +95,7 @@ class Emitter:
         self._out.send(frames.Status(connected=connected, error=error, detail=detail))
 
     def log(self, level: str, message: str) -> None:
-        self._out.send(frames.Log(level=level if level in ("debug", "info", "warning", "error")
-                                  else "info", message=message))
+        self._out.send(frames.Log(level=_LOG_LEVELS.get(level, "info"), message=message))
 
 
 class _Crash(msgspec.Struct, frozen=True):
@@ -191,7 +193,7 @@ def channel_main(conn: Connection) -> None:
     emitter = Emitter(out, fault)
     try:
         cls, config_type = adapter_class(start.channel)
-        config = msgspec.json.decode(start.config, type=config_type)
+        config: msgspec.Struct = msgspec.json.decode(start.config, type=config_type)
         adapter = cls(config, start.state_dir, emitter, start.account_id)
         threading.Thread(target=_heartbeats, args=(out, start.heartbeat_ms / 1000, done),
                          name="channel-heartbeat", daemon=True).start()
