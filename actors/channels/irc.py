@@ -35,7 +35,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 from actors.channels.adapter import Adapter, Emitter, chunks
 from actors.channels.frames import Inbound
@@ -279,6 +279,7 @@ class IrcAdapter(Adapter):
 
     def _connect(self) -> socket.socket:
         raw = socket.create_connection((self._host, self._port), timeout=CONNECT_TIMEOUT_S)
+        sock: socket.socket
         try:
             if self._tls:
                 ctx = ssl.create_default_context()
@@ -410,6 +411,7 @@ class IrcAdapter(Adapter):
                 return
             text = body[7:]
         text = _FORMATTING.sub("", text)
+        kind: Literal["direct", "group"]
         if target[:1] in CHANNEL_PREFIXES:
             kind, chat = "group", target
             mentioned, text = self._mention(text, me)
