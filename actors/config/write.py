@@ -401,8 +401,8 @@ def restore_redacted(new: Any, stored: Any, path: str = "") -> Any:
         base = stored if isinstance(stored, dict) else {}
         return {k: restore_redacted(v, base.get(k, _MISSING), join(path, k)) for k, v in new.items()}
     if isinstance(new, list):
-        base = stored if isinstance(stored, list) else []
-        return [restore_redacted(v, base[i] if i < len(base) else _MISSING, f"{path}[{i}]")
+        stored_items = stored if isinstance(stored, list) else []
+        return [restore_redacted(v, stored_items[i] if i < len(stored_items) else _MISSING, f"{path}[{i}]")
                 for i, v in enumerate(new)]
     if new == REDACTED:
         if stored is _MISSING or stored is None or isinstance(stored, (dict, list)) or stored == REDACTED:
