@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -158,7 +159,8 @@ def dropped_config_secret(current: AuthSettings, snapshot: ConfigSnapshot, *,
             "or stop and start the gateway process to use the generated token")
 
 
-def _implied_mode(token: str | None, password: str | None, flag_token: str | None, server: bool) -> str:
+def _implied_mode(token: str | None, password: str | None, flag_token: str | None,
+                  server: bool) -> Literal["token", "password"]:
     if flag_token:
         return "token"
     if token and password:
