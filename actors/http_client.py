@@ -37,7 +37,7 @@ def load_httpx() -> ModuleType:
     if "httpx" not in sys.modules:
         # httpx's own command line pulls in click and pygments when they are installed; nothing
         # here runs it, and httpx falls back to a stub when that import fails (~2 MB, ~15 ms).
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     import httpx
 
     # Its INFO line per request carries the URL, and a Telegram URL carries the bot token.

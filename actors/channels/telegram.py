@@ -25,6 +25,7 @@ import os
 import re
 import threading
 import time
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -163,7 +164,9 @@ def _result(method: str, status: int, data: bytes) -> Any:
         raise TelegramError(method, status, f"unexpected answer ({len(data)} bytes, not Bot API JSON)")
     if payload.get("ok") is True and status < 400:
         return payload.get("result")
-    params = payload.get("parameters") if isinstance(payload.get("parameters"), dict) else {}
+    params = payload.get("parameters")
+    if not isinstance(params, dict):
+        params = {}
     retry_after = params.get("retry_after")
     code = payload.get("error_code")
     raise TelegramError(method, status, str(payload.get("description") or "no description"),
@@ -394,9 +397,11 @@ class TelegramAdapter(Adapter):
                 with self._cond:
                     if any(not acked for acked in self._pending.values()):
                         # Telegram hands the unacknowledged updates back at once: wait for an ack
-                        self._cond.wait_for(
-                            lambda seen=ack_seq: self._stopping.is_set() or self._ack_seq != seen,
-                            UNACKED_REPOLL_S)
+                        self._cond.wait_for(partial(self._acked_since, ack_seq), UNACKED_REPOLL_S)
+
+    def _acked_since(self, ack_seq: int) -> bool:
+        """Under _cond: an ack came after `ack_seq`, or stop() was called."""
+        return self._stopping.is_set() or self._ack_seq != ack_seq
 
     def _handle(self, updates: list[Any]) -> int:
         """Emits the updates not seen before in this process; returns how many were new."""

@@ -215,7 +215,10 @@ class CancelToken:
                 key = self._next
                 self._next += 1
                 self._closers[key] = fn
-                return lambda: self._closers.pop(key, None)
+
+                def unregister() -> None:
+                    self._closers.pop(key, None)
+                return unregister
         fn()
         return lambda: None
 

@@ -20,7 +20,15 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from actors.agents.providers import CancelToken, ChatRequest, Event, Provider, ProviderError, ResultBuilder
+from actors.agents.providers import (
+    CancelToken,
+    ChatRequest,
+    ErrorKind,
+    Event,
+    Provider,
+    ProviderError,
+    ResultBuilder,
+)
 from actors.http_client import Line, load_httpx
 
 if TYPE_CHECKING:
@@ -120,7 +128,8 @@ class StreamResponse:
 
     def sse(self) -> Iterator[tuple[str, str]]:
         """Server-sent events as (event, data); event is "message" when not named."""
-        event, data = "", []
+        event = ""
+        data: list[str] = []
         for line in self.lines():
             if not line:
                 if data:
@@ -200,7 +209,7 @@ def error_detail(body: bytes) -> str:
     return str(doc)[:500]
 
 
-def _kind_of(status: int) -> str:
+def _kind_of(status: int) -> ErrorKind:
     if status in (401, 403):
         return "auth"
     if status == 429:
