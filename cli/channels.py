@@ -9,13 +9,12 @@ the CLI takes the state-dir lock and deletes `<state>/credentials/<channel>/defa
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
+from actors.channels import credentials
 from actors.config.load import load_config
 from cli.client import connection_options, with_client, with_gateway_or_local
 from cli.config import invalid_config, local_path
@@ -23,7 +22,6 @@ from cli.output import EXIT_FAIL, EXIT_UNREACHABLE, EXIT_USAGE, CliError, emit_j
 from cli.target import local_config
 
 SUPPORTED = ("irc", "telegram")  # in channelOrder order; webchat is no channel (§4.12)
-ACCOUNT = "default"  # one account per channel
 LOCK_WAIT_MS = 2000  # a gateway holds the lock for good; waiting longer only delays the error
 
 
@@ -238,8 +236,8 @@ def _confirm_logout(channel: str, yes: bool, as_json: bool) -> None:
 
 
 def logout_locally(state_dir: str, channel: str) -> dict:
-    """Delete `<state>/credentials/<channel>/default/` under the state-dir lock, as the
-    gateway's channels.logout would; the same result shape."""
+    """Delete `<state>/credentials/<channel>/default/` under the state-dir lock, with the
+    function the gateway's channel owner runs for channels.logout; the same result."""
     from lifecycle.lock import InstanceLock, LockHeld  # only needed without a gateway
 
     lock = InstanceLock(state_dir)
@@ -250,15 +248,12 @@ def logout_locally(state_dir: str, channel: str) -> dict:
         raise CliError("conflict", f"the state lock is held ({holder}) but no gateway answers; "
                        f"cannot log out {channel} now", EXIT_FAIL) from None
     try:
-        folder = Path(state_dir) / "credentials" / channel / ACCOUNT
-        cleared = folder.exists()
-        if cleared:
-            shutil.rmtree(folder)
+        return credentials.logout(state_dir, channel)
     except OSError as exc:
+        folder = credentials.account_dir(state_dir, channel)
         raise CliError("internal", f"cannot delete {folder}: {exc}", EXIT_FAIL) from None
     finally:
         lock.release()
-    return {"channel": channel, "accountId": ACCOUNT, "cleared": cleared, "loggedOut": True}
 
 
 @channels.command("logout")

@@ -29,7 +29,7 @@ import pykka
 
 from actors import registry, testhooks
 from actors.base import DEFERRED, Call, GatewayActor, Reply
-from actors.channels import frames
+from actors.channels import credentials, frames
 from actors.channels.process import channel_main
 from actors.clock import CLOCK
 
@@ -105,6 +105,13 @@ class ChannelHost(GatewayActor):
         self._set_state("stopped")
         self._status.lastStopAt = now_ms()
         return self.status()
+
+    def logout(self) -> dict:
+        """channels.logout: stop the process (it stays down until started again), then delete
+        its stored login and cursor state. Both in this actor, so no restart of the process can
+        run in between and write the state again."""
+        self.stop_process()
+        return credentials.logout(self._state_dir, self._channel)
 
     def reconfigure(self, config: Any, heartbeat_ms: int | None = None,
                     health_monitor: bool | None = None) -> dict:

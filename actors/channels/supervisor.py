@@ -15,14 +15,14 @@ import msgspec
 import pykka
 
 from actors import registry
-from actors.base import Call, GatewayActor
-from actors.channels import frames
+from actors.base import DEFERRED, Call, GatewayActor
+from actors.channels import credentials, frames
 from actors.channels.host import ChannelHost
 from actors.config.schema import Config
 
 log = logging.getLogger("openclaw.channels")
 
-CHANNELS = ("irc", "telegram")
+CHANNELS = credentials.CHANNELS
 
 
 # Policy keys are hot (the router reads them per message); any other key restarts the channel.
@@ -95,6 +95,16 @@ class ChannelSupervisor(GatewayActor):
             self._start_host(channel, block)
         else:
             host.tell(Call("start_process"))
+
+    def logout(self, channel: str) -> Any:
+        """channels.logout: the channel's host stops its process and deletes the stored state,
+        answering the caller itself; with no host, nothing runs that could write the state, so
+        this actor deletes it. Either way after any start or reconfigure already asked for."""
+        host = self._hosts.get(channel)
+        if host is None:
+            return credentials.logout(self._state_dir, channel)
+        host.tell(Call("logout", reply=self._reply))
+        return DEFERRED
 
     def apply(self, config: Config) -> list[str]:
         """A config change: restart the channels whose block changed; returns their ids."""

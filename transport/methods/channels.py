@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import time
-from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -27,6 +25,7 @@ LABELS = {"irc": "IRC", "telegram": "Telegram"}
 DETAIL_LABELS = {"irc": "IRC", "telegram": "Telegram Bot"}
 ACCOUNT = "default"
 DELIVER_TIMEOUT_S = 30
+LOGOUT_TIMEOUT_S = 20  # the process's graceful stop (a few seconds), then the deletion
 
 
 class StatusParams(msgspec.Struct, kw_only=True):
@@ -126,15 +125,10 @@ async def channels_stop(params: ChannelParams, ctx) -> dict:
 @method("channels.logout", scope=ADMIN, params=ChannelParams)
 async def channels_logout(params: ChannelParams, ctx) -> dict:
     """§12.3: stop the account and delete `<state>/credentials/<channel>/default/` (the
-    channel's own login and cursor state); config secrets stay."""
+    channel's own login and cursor state); config secrets stay. The channel's owner does both
+    (actors/channels/credentials.py), so no restart of the channel can slip in between."""
     entry = await _known(params)
-    if entry["hosted"]:
-        await bridge.ask(f"channel:{entry['id']}", "stop_process", timeout=15)
-    folder = Path(ctx.state.state_dir) / "credentials" / entry["id"] / ACCOUNT
-    cleared = folder.exists()
-    if cleared:
-        await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, folder)
-    return {"channel": entry["id"], "accountId": ACCOUNT, "cleared": cleared, "loggedOut": True}
+    return await bridge.ask("channels", "logout", entry["id"], timeout=LOGOUT_TIMEOUT_S)
 
 
 # --- send (§15.1) ---------------------------------------------------------------------------
