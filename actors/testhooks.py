@@ -17,6 +17,9 @@ one in its environment sees it, and nothing else does.
 | <ms>`                              | (normally 1 s), so restart tests run quickly    | (`first_backoff_s`)         |
 | `OPENCLAW_TEST_STARTUP_DELAY_MS=   | the gateway holds its start barrier this long,  | lifecycle/gateway.py        |
 | <ms>`                              | so tests see /readyz 503 and close code 1013    | (`_test_startup_delay`)     |
+| `OPENCLAW_TEST_SLOW_CALLBACK_MS=   | every event loop callback that runs longer is   | lifecycle/loopguard.py      |
+| <ms>`                              | logged (`slow loop callback: ...`); the gateway | (`install`)                 |
+|                                    | fixtures set it and fail a test that logs one   |                             |
 
 The tests set them through the `env=` of the gateway fixtures (tests/conftest.py), which also
 drops every inherited `OPENCLAW_*` variable so no knob leaks from the caller's shell.
@@ -30,7 +33,8 @@ AGENT_CRASH = "OPENCLAW_TEST_AGENT_CRASH"
 CHANNEL_FAULT = "OPENCLAW_TEST_CHANNEL_FAULT"
 CHANNEL_BACKOFF_MS = "OPENCLAW_TEST_CHANNEL_BACKOFF_MS"
 STARTUP_DELAY_MS = "OPENCLAW_TEST_STARTUP_DELAY_MS"
-ALL = (AGENT_CRASH, CHANNEL_FAULT, CHANNEL_BACKOFF_MS, STARTUP_DELAY_MS)
+SLOW_CALLBACK_MS = "OPENCLAW_TEST_SLOW_CALLBACK_MS"
+ALL = (AGENT_CRASH, CHANNEL_FAULT, CHANNEL_BACKOFF_MS, STARTUP_DELAY_MS, SLOW_CALLBACK_MS)
 
 
 def agent_crash_marker() -> str | None:
@@ -54,3 +58,9 @@ def startup_delay_s() -> float | None:
     """How long the gateway holds its start barrier, or None for not at all."""
     value = os.environ.get(STARTUP_DELAY_MS, "")
     return int(value) / 1000 if value.isdigit() else None
+
+
+def slow_callback_s() -> float | None:
+    """The slow loop callback threshold in seconds, or None for no guard."""
+    value = os.environ.get(SLOW_CALLBACK_MS, "")
+    return int(value) / 1000 if value.isdigit() and int(value) > 0 else None

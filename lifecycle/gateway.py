@@ -4,6 +4,7 @@ behind a start barrier, readiness, signals, the in-process restart, and the grac
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import platform
@@ -30,12 +31,12 @@ from actors.sessions.store import SessionStore
 from actors.supervisor import ChildSpec, Supervisor
 from actors.tools.executor import ToolExecutor, workspace_dir
 from lifecycle import ports
-from lifecycle.lock import InstanceLock, audit
+from lifecycle.lock import InstanceLock, audit_async, flush_audit
 from lifecycle.logsetup import configure_logging
 from lifecycle.reload import credential_refusal, invalid_summary, make_on_change, reload_from_file, set_reload_status
 from lifecycle.restart import RESTART_EXPECTED_MS, RestartRequest, RestartScheduler
 from lifecycle.startup import Plan, RunOptions, load_for_boot, plan
-from transport import bridge
+from transport import bridge, methods
 from transport.app import make_deliver, make_health_mirror, make_server
 from transport.loopstats import LoopProbe
 from transport.protocol import PROJECT_VERSION, SERVER_VERSION, encoder
@@ -96,6 +97,7 @@ class Gateway:
         self._server = None
         self._root = None
         self._tasks: set[asyncio.Task] = set()  # signal-started reloads, kept until done
+        self._methods_loaded: asyncio.Future | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -121,9 +123,14 @@ class Gateway:
 
     async def _boot(self, loop: asyncio.AbstractEventLoop, first: bool) -> None:
         """§7.4 steps 5-6: the actors behind the start barrier, then ready."""
+        # The method modules load on first use: imported on the loop, they held the first
+        # client's handshake for 50-150 ms. Here they load in a worker while the actors start.
+        self._methods_loaded = loop.run_in_executor(None, methods.table)
         try:
             if await self._until_stopped(_test_startup_delay()):
-                self._root = Supervisor.start(self._children(loop), max_restarts=5, period=60.0,
+                # Off the loop: it reads (first time: writes) the instance id file.
+                presence = await loop.run_in_executor(None, self_presence, self.state_dir)
+                self._root = Supervisor.start(self._children(loop, presence), max_restarts=5, period=60.0,
                                               on_escalate=lambda reason: self._escalate(loop, reason),
                                               name="core")
                 await self._until_stopped(bridge.ask(self._root, "start_children", timeout=60))
@@ -131,6 +138,7 @@ class Gateway:
             log.error("gateway failed to start: %s", exc)
             self._request_stop(EXIT_FAIL, f"startup failed: {exc}")
         if not self._stop.done():
+            await self._before_ready(loop, first)
             self._ready(first)
 
     async def _next_restart(self) -> RestartRequest | None:
@@ -153,11 +161,10 @@ class Gateway:
         task.cancel()
         return False
 
-    def _children(self, loop: asyncio.AbstractEventLoop) -> list[ChildSpec]:
+    def _children(self, loop: asyncio.AbstractEventLoop, presence: dict) -> list[ChildSpec]:
         snapshot, state_dir = self.startup.snapshot, str(self.state_dir)
         deliver = make_deliver(loop, self.state)
         mirror = make_health_mirror(loop, self.state)
-        presence = self_presence(self.state_dir)
         reload_cfg, status = snapshot.config.gateway.reload, dict(self.state.reload_status)
         reset_policy, defaults = session_reset_policy(snapshot.config), session_defaults(snapshot.config)
         max_concurrent = snapshot.config.agents.defaults.max_concurrent
@@ -189,10 +196,15 @@ class Gateway:
                 snapshot.path, included, reload_cfg.debounce_ms, known, on_change)))
         return children
 
-    def _ready(self, first: bool) -> None:
-        _save_last_good(self.startup.snapshot.path)
+    async def _before_ready(self, loop: asyncio.AbstractEventLoop, first: bool) -> None:
+        """The file work of a successful start, done before /readyz says 200, off the loop."""
+        if self._methods_loaded is not None:
+            await self._methods_loaded
+        await loop.run_in_executor(None, _save_last_good, self.startup.snapshot.path)
         if first:
-            audit(self.state_dir, "start", port=self.port, reason="startup")
+            await audit_async(self.state_dir, "start", port=self.port, reason="startup")
+
+    def _ready(self, first: bool) -> None:
         auth, reload_mode = self.startup.auth, self.startup.snapshot.config.gateway.reload.mode
         host = self.startup.bind_host
         url_host = f"[{host}]" if ":" in host else host
@@ -220,7 +232,7 @@ class Gateway:
     async def _restart_cycle(self, loop: asyncio.AbstractEventLoop, request: RestartRequest) -> bool:
         """Steps (1)-(7): validate, bind the new address first, drain, shutdown + 1012, actors
         down, then boot again. False (still running unchanged) when the new config is unusable."""
-        audit(self.state_dir, "restart-requested", port=self.port, reason=request.reason)
+        await audit_async(self.state_dir, "restart-requested", port=self.port, reason=request.reason)
         snapshot = await loop.run_in_executor(None, load_for_boot, self.startup.snapshot.path, self.opts)
         if not snapshot.valid:
             self.state.known_hash.set(snapshot.hash)
@@ -240,7 +252,7 @@ class Gateway:
             except ports.BindError as exc:
                 return self._abort(f"restart aborted: {exc}; still serving on port {self.port}", str(exc))
         log.info("restarting in-process (%s)", request.reason)
-        audit(self.state_dir, "restart", port=self.port, reason=request.reason)
+        await audit_async(self.state_dir, "restart", port=self.port, reason=request.reason)
         self.state.phase = DRAINING
         if not request.force:
             drain_ms = request.drain_ms
@@ -261,6 +273,7 @@ class Gateway:
         if new_sockets is not None:
             self._swap_listeners(new_sockets)
         self._adopt_plan(new)
+        await self._adopt_files(loop, new)
         await self._boot(loop, first=False)
         return True
 
@@ -288,15 +301,19 @@ class Gateway:
         st.known_hash.set(new.snapshot.hash)
         limit = new.snapshot.config.gateway.auth.rate_limit
         st.limiter.configure(limit.max_attempts, limit.window_ms, limit.lockout_ms)
+        st.reload_status = dict(default_reload_status(new.snapshot.config.gateway.reload.mode),
+                                lastReloadAt=int(time.time() * 1000))
+
+    async def _adopt_files(self, loop: asyncio.AbstractEventLoop, new: Plan) -> None:
+        """The next boot's port in the lock file and its logging, off the loop (both write
+        files; the lock file is synced)."""
+        await loop.run_in_executor(None, functools.partial(self.lock.update, port=self.port))
         try:
-            handle = configure_logging(self.opts, new.snapshot, new.auth, self.state_dir,
-                                       st.state_dir_from_env)
+            handle = await loop.run_in_executor(None, configure_logging, self.opts, new.snapshot,
+                                                new.auth, self.state_dir, self.state.state_dir_from_env)
             self.log_file = str(handle.file_path or "")
         except (OSError, ValueError) as exc:  # keep the previous handlers
             log.error("restart: logging not reconfigured: %s", exc)
-        st.reload_status = dict(default_reload_status(new.snapshot.config.gateway.reload.mode),
-                                lastReloadAt=int(time.time() * 1000))
-        self.lock.update(port=self.port)
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in FORCED_EXIT:
@@ -325,6 +342,7 @@ class Gateway:
         try:
             self.lock.release()
         finally:
+            flush_audit()
             logs.close()
             for stream in (sys.stdout, sys.stderr):
                 try:
@@ -361,7 +379,7 @@ class Gateway:
     async def _shutdown(self, server, root, code: int, reason: str) -> int:
         """The graceful stop (§7.5): drain, shutdown event + 1012, actors, listeners."""
         self.state.phase = DRAINING
-        audit(self.state_dir, "stop", port=self.port, reason=reason)
+        await audit_async(self.state_dir, "stop", port=self.port, reason=reason)
         await self._drain(self.startup.snapshot.config.gateway.drain_timeout_ms / 1000)
         started = time.monotonic()
         await self._close_connections({"reason": "gateway stopping", "restartExpectedMs": None})

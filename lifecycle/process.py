@@ -17,7 +17,7 @@ from pathlib import Path
 from actors import logs
 from actors.config.settings import StartupRefusal
 from actors.paths import ensure_private_dir, env, resolve_config_path, resolve_state_dir
-from lifecycle import ports
+from lifecycle import loopguard, ports
 from lifecycle.gateway import FORCED_EXIT, Gateway
 from lifecycle.lock import ForceError, InstanceLock, LockHeld, force_free_port, force_takeover_lock
 from lifecycle.logsetup import configure_logging
@@ -116,6 +116,7 @@ def _run_locked(opts: RunOptions, startup: Plan, state_dir: Path, handle, from_e
         _raise_fd_limit()
         gateway = Gateway(startup, port, state_dir, opts, lock, log_file=str(handle.file_path or ""),
                           state_dir_from_env=from_env)
+        loopguard.install()  # a test knob; off in normal runs
         code = asyncio.run(gateway.serve(sockets))
         sockets = gateway.sockets  # an in-process restart may have moved to new ones
         # The loop's signal handlers are gone with it; a stop signal from here on must not

@@ -19,9 +19,16 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from actors import testhooks
+from lifecycle import loopguard
+
 VENV_BIN = Path(sys.executable).parent
 OPENCLAW = str(VENV_BIN / "openclaw")
 TOKEN = "test-token-0123456789abcdef"
+# Every gateway a fixture starts logs each event loop callback that runs longer than this
+# (lifecycle/loopguard.py), and its test fails at teardown if one did: the loop must never
+# block. 200 ms: the suite's slowest callback on a loaded shared machine was ~110 ms.
+SLOW_CALLBACK_MS = 200
 
 
 def free_port() -> int:
@@ -56,7 +63,8 @@ class GatewayProcess:
             self.config_path.write_text(json.dumps(config, indent=2))
         self.port = port if port is not None else free_port()
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "CLAWDBOT_"))}
-        self.env = {**inherited, "OPENCLAW_STATE_DIR": str(self.state_dir), **env}
+        self.env = {**inherited, "OPENCLAW_STATE_DIR": str(self.state_dir),
+                    testhooks.SLOW_CALLBACK_MS: str(SLOW_CALLBACK_MS), **env}
         self.args = args
         self.stdout_path, self.stderr_path = root / "stdout.txt", root / "stderr.txt"
         self.proc: subprocess.Popen | None = None
@@ -113,6 +121,13 @@ class GatewayProcess:
                 self.proc.wait(5)
         return self.proc.returncode
 
+    def slow_callbacks(self) -> list[str]:
+        """The slow-callback guard's records, from the log file and the console."""
+        found = [r.get("message", "") for r in log_records(self.log_path)
+                 if str(r.get("message", "")).startswith(loopguard.MESSAGE)]
+        found += [line for line in self.stderr().splitlines() if loopguard.MESSAGE in line]
+        return found
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             try:
@@ -137,8 +152,16 @@ def gateway_factory(tmp_path: Path) -> Iterator:
                        start, wait_ready, port)
 
     yield make
+    _stop_all(started)
+
+
+def _stop_all(started: list[GatewayProcess]) -> None:
+    """Stop every gateway, then fail if any of them blocked its event loop."""
     for gw in started:
         gw.stop(10)
+    slow = [f"{gw.root.name}: {line}" for gw in started for line in gw.slow_callbacks()]
+    if slow:
+        pytest.fail("a gateway's event loop blocked:\n" + "\n".join(dict.fromkeys(slow)), pytrace=False)
 
 
 def _launch(started: list, root: Path, config: dict | None, args: list[str] | None, env: dict | None,
@@ -261,8 +284,7 @@ def module_gateway_factory(tmp_path_factory) -> Iterator:
         return _launch(started, tmp_path_factory.mktemp(name), config, args, env, start, wait_ready)
 
     yield make
-    for gw in started:
-        gw.stop(10)
+    _stop_all(started)
 
 
 @pytest.fixture
