@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -12,7 +13,24 @@ from transport.protocol import PROJECT_VERSION
 LOG_LEVELS = ("silent", "fatal", "error", "warn", "info", "debug", "trace")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
+# Command name → module (each defines a command object of the same name), imported only when
+# the command runs or help lists it: `openclaw gateway` starts without the other commands.
+COMMANDS = ("channels", "chat", "config", "gateway", "health", "pairing", "sessions", "status")
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module = importlib.import_module(f"cli.{cmd_name}")
+            self.add_command(getattr(module, cmd_name))
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             invoke_without_command=True)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help="Override file and console log levels.")
 @click.option("--no-color", is_flag=True, help="Disable colour (also NO_COLOR or a non-TTY stdout).")
 @click.version_option(PROJECT_VERSION, "--version", prog_name="openclaw", message="%(prog)s %(version)s")
@@ -31,14 +49,4 @@ def root(ctx: click.Context, log_level: str | None, no_color: bool) -> None:
 
 
 def main() -> None:
-    from cli import channels, chat, config, gateway, health, pairing, sessions, status  # noqa: F401 - registers the commands
-
-    root.add_command(gateway.gateway)
-    root.add_command(health.health)
-    root.add_command(status.status)
-    root.add_command(config.config)
-    root.add_command(sessions.sessions)
-    root.add_command(chat.chat)
-    root.add_command(channels.channels)
-    root.add_command(pairing.pairing)
     root(prog_name="openclaw")

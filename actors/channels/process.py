@@ -15,7 +15,6 @@ supervision tests.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
 import signal
@@ -42,6 +41,8 @@ def die_with_parent() -> None:
     """Ask Linux to SIGKILL us when the parent dies (no-op elsewhere)."""
     if not sys.platform.startswith("linux"):
         return
+    import ctypes  # here, in the channel process: the gateway that imports this module needs none
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
