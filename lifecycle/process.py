@@ -11,7 +11,6 @@ import resource
 import signal
 import socket
 import sys
-import urllib.request
 from pathlib import Path
 
 from actors import logs
@@ -174,6 +173,8 @@ def _bind(opts: RunOptions, startup: Plan, state_dir: Path) -> list[socket.socke
 
 
 def _health_ok(port: int) -> bool:
+    import urllib.request  # only when the port is taken: kept out of every start-up
+
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
             return resp.status == 200
