@@ -233,7 +233,7 @@ class SessionStore(GatewayActor):
     def preview(self, keys: Iterable[str], limit: int = 12, maxChars: int = 240) -> dict:
         """sessions.preview (protocol §13.4)."""
         limit, max_chars = max(1, int(limit)), max(20, int(maxChars))
-        previews = []
+        previews: list[dict[str, Any]] = []
         for key in keys:
             try:
                 canonical, _, db = self._db_for(key)
