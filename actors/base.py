@@ -1,16 +1,48 @@
-"""The base class of every gateway actor, and the one message that lets code outside the
-actor system call an actor without ever blocking on a pykka future.
+"""The base class of every gateway actor, and the typed calls that let code outside an actor
+call it without ever blocking on a pykka future.
 
 pykka 4 futures have no completion callbacks, so the loop side cannot await them without
 blocking. Instead it tells the actor a `Call` that carries a `reply` callable; the actor runs
-the named method in its own thread and hands the outcome to `reply`, which the caller
+the method in its own thread and hands the outcome to `reply`, which the caller
 (transport/bridge.py) turns into an asyncio future result with `call_soon_threadsafe`.
+
+Calls are typed: a caller names the method by its function object, never by a string, and
+the target by a typed `ActorName[A]` (actors/registry.py) or an `ActorRef[A]`:
+
+    send(EVENT_HUB, EventHub.publish, "chat", payload)          # fire and forget, False if down
+    tell(ref, AgentActor.grant)                              # as ActorRef.tell: may raise
+    tell_with_reply(ref, reply, ToolExecutor.invoke, req)    # the answer goes to `reply`
+    call_sync(store, SessionStore.append, key, message)      # worker threads only
+    await bridge.ask(SESSIONS, SessionStore.row, key)        # the event loop
+
+The method parameter is `Callable[Concatenate[A, P], R]` and the call's arguments are
+`P.args`/`P.kwargs`, so a type checker rejects a misspelt method, a method of another actor,
+or wrong arguments, and infers the answer's type `R`. A timeout cannot share the keyword
+space of `P.kwargs`, so calls with a timeout other than the default take it first:
+`call_sync_within(5.0, ref, ...)`, `bridge.ask_within(5.0, NAME, ...)`. The `Call` still
+carries the method's name (dispatched with `getattr`, so a subclass override is honoured and
+the message stays plain data), but it is only built here, from a method object.
 
 Supervision hooks (used by actors/supervisor.py): while a supervisor runs a child's factory it
 publishes a `Supervision` handshake in a context variable; the first GatewayActor constructed
 in that factory claims it, so a child needs no extra constructor argument. The claimed actor
 then confirms the end of its `on_start` (the start barrier) and, when its thread ends for any
 reason, tells its supervisor a `ChildExited`.
+
+Why three private pykka methods are overridden (`_actor_loop_setup`, `_actor_loop`,
+`_handle_failure`) rather than the public hooks: pykka's public hooks do not cover these
+three moments.
+- The start barrier must fire right after `on_start` returns or raises. No public hook runs
+  then, and when `on_start` raises pykka calls neither `on_failure` nor `on_stop`; wrapping
+  every subclass's `on_start` would be the same coupling, hidden.
+- The exit report must come after the actor's last cleanup, whichever way it ended: pykka
+  calls `on_stop` on a normal stop but `on_failure` only for a failed `tell`-ed message, and
+  neither after a failing `on_start`, nor a second time when `on_stop`/`on_failure` raise.
+  Only the end of `_actor_loop` follows all of them.
+- The exit reason must be the first abnormal error, and every abnormal path (on_start, a
+  message, on_failure, on_stop) goes through `_handle_failure` alone.
+Public hooks in subclasses stay free for the actors' own use (no `super()` call to forget).
+An import-time check below fails loudly if a pykka upgrade renames the private methods.
 """
 
 from __future__ import annotations
@@ -20,18 +52,30 @@ import contextvars
 import logging
 import threading
 from types import TracebackType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Concatenate, Iterator, ParamSpec, TypeVar
 
 import msgspec
 import pykka
+
+from actors.registry import ActorName
 
 log = logging.getLogger("openclaw.actors")
 
 Reply = Callable[[Any, "BaseException | None"], None]
 
+A = TypeVar("A", bound=pykka.Actor)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# An actor or a registered name for one; calls through it are checked against A's methods.
+Target = ActorName[A] | pykka.ActorRef[A]
+
 
 class Call(msgspec.Struct, frozen=True):
-    """Run `method(*args, **kwargs)` on the actor and pass the outcome to `reply`."""
+    """Run `method(*args, **kwargs)` on the actor and pass the outcome to `reply`.
+
+    Built only by the typed calls below and in transport/bridge.py, from a method object:
+    `method` is that function's name."""
 
     method: str
     args: tuple = ()
@@ -214,14 +258,54 @@ def answer(reply: Reply | None, value: Any) -> None:
         pass
 
 
+def tell(ref: pykka.ActorRef[A], method: Callable[Concatenate[A, P], Any],
+         /, *args: P.args, **kwargs: P.kwargs) -> None:
+    """Fire-and-forget `method` on an actor; raises pykka.ActorDeadError, as `ActorRef.tell`."""
+    ref.tell(Call(method.__name__, args, kwargs, None))
+
+
+def tell_with_reply(ref: pykka.ActorRef[A], reply: Reply, method: Callable[Concatenate[A, P], Any],
+                    /, *args: P.args, **kwargs: P.kwargs) -> None:
+    """Run `method` on an actor and hand the outcome to `reply` (called in the actor's thread,
+    or later for a DEFERRED answer); raises pykka.ActorDeadError, as `ActorRef.tell`."""
+    ref.tell(Call(method.__name__, args, kwargs, reply))
+
+
+def send(target: Target[A], method: Callable[Concatenate[A, P], Any],
+         /, *args: P.args, **kwargs: P.kwargs) -> bool:
+    """Fire-and-forget `method` on an actor or a registered name; False when it is not running."""
+    ref = target.whereis() if isinstance(target, ActorName) else target
+    if ref is None:
+        return False
+    try:
+        ref.tell(Call(method.__name__, args, kwargs, None))
+    except pykka.ActorDeadError:
+        return False
+    return True
+
+
 class CallTimeout(Exception):
     """`call_sync` got no answer in time."""
 
 
-def call_sync(ref: pykka.ActorRef, method: str, *args: Any, timeout: float = 30.0,
-              **kwargs: Any) -> Any:
-    """Call an actor and wait for the outcome. Only for worker threads (a run, a channel host's
-    reader): never on the event loop and never inside another actor's message handler."""
+DEFAULT_SYNC_TIMEOUT = 30.0
+
+
+def call_sync(ref: pykka.ActorRef[A], method: Callable[Concatenate[A, P], R],
+              /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Call an actor and wait (at most 30 s) for the outcome. Only for worker threads (a run,
+    a channel host's reader): never on the event loop and never inside another actor's
+    message handler. Raises pykka.ActorDeadError when the actor is gone."""
+    return _call_sync(DEFAULT_SYNC_TIMEOUT, ref, method.__name__, args, kwargs)
+
+
+def call_sync_within(timeout: float, ref: pykka.ActorRef[A], method: Callable[Concatenate[A, P], R],
+                     /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """`call_sync` with its own timeout in seconds."""
+    return _call_sync(timeout, ref, method.__name__, args, kwargs)
+
+
+def _call_sync(timeout: float, ref: pykka.ActorRef[Any], name: str, args: tuple, kwargs: dict) -> Any:
     done = threading.Event()
     box: list = []
 
@@ -229,9 +313,9 @@ def call_sync(ref: pykka.ActorRef, method: str, *args: Any, timeout: float = 30.
         box.append((result, err))
         done.set()
 
-    ref.tell(Call(method, args, kwargs, reply))
+    ref.tell(Call(name, args, kwargs, reply))
     if not done.wait(timeout):
-        raise CallTimeout(f"{method} got no answer within {timeout:g}s")
+        raise CallTimeout(f"{name} got no answer within {timeout:g}s")
     result, err = box[0]
     if err is not None:
         raise err

@@ -20,9 +20,9 @@ log = logging.getLogger("openclaw.actors")
 class Timer:
     __slots__ = ("when", "fn", "cancelled", "_clock")
 
-    def __init__(self, when: float, fn: Callable[[], None], clock: "Clock") -> None:
+    def __init__(self, when: float, fn: Callable[[], object], clock: "Clock") -> None:
         self.when = when
-        self.fn: Callable[[], None] | None = fn
+        self.fn: Callable[[], object] | None = fn
         self.cancelled = False
         self._clock = clock
 
@@ -38,7 +38,7 @@ class Clock:
         self._thread: threading.Thread | None = None
         self._cancelled = 0  # cancelled timers still in the heap
 
-    def call_later(self, delay: float, fn: Callable[[], None]) -> Timer:
+    def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         timer = Timer(time.monotonic() + max(0.0, delay), fn, self)
         with self._cond:
             heapq.heappush(self._heap, (timer.when, next(self._order), timer))

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import msgspec
 
 from actors.base import GatewayActor
+from actors.registry import ActorName
 
 log = logging.getLogger("openclaw.gateway")
 
@@ -79,6 +80,9 @@ def with_text(entry: dict) -> dict:
     entry["text"] = (f"{kind}: {entry.get('host', '?')}{ip} · app {entry.get('version', '?')}"
                      f" · mode {entry.get('mode', '?')} · reason {entry.get('reason', '?')}")
     return entry
+
+
+EVENT_HUB: ActorName[EventHub] = ActorName("events")
 
 
 class EventHub(GatewayActor):

@@ -18,8 +18,9 @@ from typing import Any, Callable
 
 import msgspec
 
-from actors import registry
-from actors.base import Call, GatewayActor
+from actors.base import GatewayActor, tell
+from actors.events import EVENT_HUB, EventHub
+from actors.registry import ActorName
 
 log = logging.getLogger("openclaw.gateway")
 
@@ -33,6 +34,9 @@ def sessions_path(state_dir: str, agent_id: str = DEFAULT_AGENT_ID) -> str:
 def default_reload_status(mode: str) -> dict:
     return {"mode": mode, "status": "ok", "lastReloadAt": None, "lastError": None,
             "pendingRestart": []}
+
+
+HEALTH: ActorName[HealthActor] = ActorName("health")
 
 
 class HealthActor(GatewayActor):
@@ -97,9 +101,9 @@ class HealthActor(GatewayActor):
         content = self._content(summary)
         if content != self._last_content:
             self._last_content = content
-            events = registry.whereis("events")
+            events = EVENT_HUB.whereis()
             if events is not None:
-                events.tell(Call("publish_health", (summary,)))
+                tell(events, EventHub.publish_health, summary)
         self._schedule()
 
     def _push(self, summary: dict) -> None:
@@ -140,6 +144,6 @@ class HealthActor(GatewayActor):
 
     def _tell_refresh(self) -> None:
         try:
-            self.actor_ref.tell(Call("refresh"))
+            tell(self.actor_ref, HealthActor.refresh)
         except Exception:  # noqa: BLE001 - stopped meanwhile
             pass

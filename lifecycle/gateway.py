@@ -17,19 +17,19 @@ import uuid
 from pathlib import Path
 
 from actors import logs, registry, testhooks
-from actors.agents.manager import AgentManager
-from actors.channels.pairing import PairingStore
-from actors.channels.router import ChannelRouter, route
-from actors.channels.supervisor import ChannelSupervisor
-from actors.config.actor import ConfigActor
+from actors.agents.manager import AGENTS, AgentManager
+from actors.channels.pairing import PAIRING_STORE, PairingStore
+from actors.channels.router import CHANNEL_ROUTER, ChannelRouter, route
+from actors.channels.supervisor import CHANNEL_SUPERVISOR, ChannelSupervisor
+from actors.config.actor import CONFIG, ConfigActor
 from actors.config.settings import StartupRefusal
-from actors.config.watcher import WatcherActor
-from actors.events import EventHub
-from actors.health import HealthActor, default_reload_status
+from actors.config.watcher import WATCHER, WatcherActor
+from actors.events import EVENT_HUB, EventHub
+from actors.health import HEALTH, HealthActor, default_reload_status
 from actors.sessions.defaults import session_defaults, session_reset_policy
-from actors.sessions.store import SessionStore
+from actors.sessions.store import SESSIONS, SessionStore
 from actors.supervisor import ChildSpec, Supervisor
-from actors.tools.executor import ToolExecutor, workspace_dir
+from actors.tools.executor import TOOLS, ToolExecutor, workspace_dir
 from lifecycle import ports
 from lifecycle.lock import InstanceLock, audit_async, flush_audit
 from lifecycle.logsetup import configure_logging
@@ -130,10 +130,10 @@ class Gateway:
             if await self._until_stopped(_test_startup_delay()):
                 # Off the loop: it reads (first time: writes) the instance id file.
                 presence = await loop.run_in_executor(None, self_presence, self.state_dir)
-                self._root = Supervisor.start(self._children(loop, presence), max_restarts=5, period=60.0,
-                                              on_escalate=lambda reason: self._escalate(loop, reason),
-                                              name="core")
-                await self._until_stopped(bridge.ask(self._root, "start_children", timeout=60))
+                root = self._root = Supervisor.start(
+                    self._children(loop, presence), max_restarts=5, period=60.0,
+                    on_escalate=lambda reason: self._escalate(loop, reason), name="core")
+                await self._until_stopped(bridge.ask_within(60, root, Supervisor.start_children))
         except Exception as exc:  # noqa: BLE001 - a core actor could not start
             log.error("gateway failed to start: %s", exc)
             self._request_stop(EXIT_FAIL, f"startup failed: {exc}")
@@ -170,29 +170,29 @@ class Gateway:
         max_concurrent = snapshot.config.agents.defaults.max_concurrent
         config = snapshot.config
         children = [
-            ChildSpec("config", lambda: ConfigActor.start(snapshot)),
-            ChildSpec("events", lambda: EventHub.start(deliver, presence)),
-            ChildSpec("health", lambda: HealthActor.start(state_dir, reload_cfg.mode, mirror=mirror,
+            ChildSpec(CONFIG.name, lambda: ConfigActor.start(snapshot)),
+            ChildSpec(EVENT_HUB.name, lambda: EventHub.start(deliver, presence)),
+            ChildSpec(HEALTH.name, lambda: HealthActor.start(state_dir, reload_cfg.mode, mirror=mirror,
                                                           reload_status=status)),
             # After health: the store tells the HealthActor its counts itself, and health
             # never waits on the store.
-            ChildSpec("sessions", lambda: SessionStore.start(state_dir, reset_policy, defaults)),
-            ChildSpec("pairing", lambda: PairingStore.start(state_dir)),
+            ChildSpec(SESSIONS.name, lambda: SessionStore.start(state_dir, reset_policy, defaults)),
+            ChildSpec(PAIRING_STORE.name, lambda: PairingStore.start(state_dir)),
             # Before agents: runs call tools; stopped after them, killing every tool group.
-            ChildSpec("tools", lambda: ToolExecutor.start(config.tools.exec,
+            ChildSpec(TOOLS.name, lambda: ToolExecutor.start(config.tools.exec,
                                                           workspace_dir(config, state_dir))),
             # After sessions: runs read and write transcripts; stopped first, so every run
             # is aborted while the store can still take its partial reply.
-            ChildSpec("agents", lambda: AgentManager.start(max_concurrent)),
+            ChildSpec(AGENTS.name, lambda: AgentManager.start(max_concurrent)),
             # Last: inbound messages need the store and the runtime; stopped first, so every
             # channel process group is gone before the rest stops.
-            ChildSpec("channel-router", lambda: ChannelRouter.start(config)),
-            ChildSpec("channels", lambda: ChannelSupervisor.start(config, state_dir, route)),
+            ChildSpec(CHANNEL_ROUTER.name, lambda: ChannelRouter.start(config)),
+            ChildSpec(CHANNEL_SUPERVISOR.name, lambda: ChannelSupervisor.start(config, state_dir, route)),
         ]
         if reload_cfg.mode != "off":  # off: file edits wait for a restart or SIGHUP (§5.7)
             included = getattr(snapshot, "included_files", ()) or ()
             on_change, known = make_on_change(loop, self.state), self.state.known_hash
-            children.insert(1, ChildSpec("watcher", lambda: WatcherActor.start(
+            children.insert(1, ChildSpec(WATCHER.name, lambda: WatcherActor.start(
                 snapshot.path, included, reload_cfg.debounce_ms, known, on_change)))
         return children
 
@@ -401,7 +401,7 @@ class Gateway:
         """Step 2: let requests already running finish, up to the drain budget; a second
         signal cancels the wait. `agent.wait` calls are answered `timeout` at once: they
         wait on runs, not on work the drain could let finish."""
-        bridge.tell("agents", "end_waits")
+        bridge.tell(AGENTS, AgentManager.end_waits)
 
         async def wait() -> None:
             deadline = time.monotonic() + budget_s
@@ -431,7 +431,7 @@ class Gateway:
 
     async def _stop_actors(self, root, budget_s: float = STOP_BUDGET_S) -> None:
         try:
-            await bridge.ask(root, "stop_children", timeout=budget_s)
+            await bridge.ask_within(budget_s, root, Supervisor.stop_children)
         except Exception as exc:  # noqa: BLE001 - stop what is left below
             log.warning("actor stop incomplete: %s", exc)
         root.stop(block=False)  # its children are stopped; never wait on the loop thread

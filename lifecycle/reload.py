@@ -18,11 +18,17 @@ from pathlib import Path
 from typing import Callable
 
 from actors import logs
+from actors.agents.manager import AGENTS, AgentManager
+from actors.channels.router import CHANNEL_ROUTER, ChannelRouter
+from actors.channels.supervisor import CHANNEL_SUPERVISOR, ChannelSupervisor
+from actors.config.actor import CONFIG, ConfigActor
 from actors.config.load import ConfigSnapshot, secret_values
 from actors.config.reload import changed_paths, classify
 from actors.config.settings import dropped_config_secret
+from actors.health import HEALTH, HealthActor
 from actors.sessions.defaults import session_defaults, session_reset_policy
-from actors.tools.executor import workspace_dir
+from actors.sessions.store import SESSIONS, SessionStore
+from actors.tools.executor import TOOLS, ToolExecutor, workspace_dir
 from lifecycle.lock import audit
 from lifecycle.logsetup import configure_logging
 from lifecycle.startup import load_for_boot
@@ -35,7 +41,7 @@ log = logging.getLogger("openclaw.gateway")
 def set_reload_status(state: GatewayState, **changes: object) -> None:
     """Update `configReload` on the loop and hand it to the HealthActor (`health`, `status`)."""
     state.reload_status.update(changes)
-    bridge.tell("health", "set_config_reload", dict(state.reload_status))
+    bridge.tell(HEALTH, HealthActor.set_config_reload, dict(state.reload_status))
 
 
 def invalid_summary(snapshot: ConfigSnapshot) -> str:
@@ -195,16 +201,16 @@ def _apply_live(state: GatewayState, old: ConfigSnapshot, new: ConfigSnapshot,
     # Runs take the snapshot they were accepted under; the store and the agents actor hold
     # what outlives one run.
     if any(p.split(".")[0] in ("session", "agents", "models") for p in groups["hot"]):
-        bridge.tell("sessions", "set_reset_policy", session_reset_policy(new.config))
-        bridge.tell("sessions", "set_defaults", session_defaults(new.config))
-        bridge.tell("agents", "configure", new.config.agents.defaults.max_concurrent)
+        bridge.tell(SESSIONS, SessionStore.set_reset_policy, session_reset_policy(new.config))
+        bridge.tell(SESSIONS, SessionStore.set_defaults, session_defaults(new.config))
+        bridge.tell(AGENTS, AgentManager.configure, new.config.agents.defaults.max_concurrent)
     if any(p.split(".")[0] == "tools" or p.startswith("agents") for p in groups["hot"]):
-        bridge.tell("tools", "set_config", new.config.tools.exec,
+        bridge.tell(TOOLS, ToolExecutor.set_config, new.config.tools.exec,
                     workspace_dir(new.config, state.state_dir))
     if any(p.startswith("channels.") or p == "gateway.channelHeartbeatMs"
            for p in groups["hot"] + groups["channel"]):
-        bridge.tell("channel-router", "set_config", new.config)
-        bridge.tell("channels", "apply", new.config)
+        bridge.tell(CHANNEL_ROUTER, ChannelRouter.set_config, new.config)
+        bridge.tell(CHANNEL_SUPERVISOR, ChannelSupervisor.apply, new.config)
     if groups["channel"]:
         log.info("channel restart: %s", ", ".join(groups["channel"]))
         for hook in list(state.channel_reload_hooks):
@@ -218,7 +224,7 @@ def _apply_live(state: GatewayState, old: ConfigSnapshot, new: ConfigSnapshot,
 
 async def _adopt(snapshot: ConfigSnapshot, applied: bool) -> None:
     try:
-        await bridge.ask("config", "adopt", snapshot, applied=applied, timeout=5)
+        await bridge.ask_within(5, CONFIG, ConfigActor.adopt, snapshot, applied=applied)
     except bridge.ActorUnavailable as exc:  # mid-restart: the next boot starts with the file
         log.debug("config actor did not adopt the reload: %s", exc)
 

@@ -1,19 +1,24 @@
 """The loop/actor bridge: the only way code on the event loop talks to an actor.
 
-`await ask("config", "snapshot")` tells the actor a `Call` and returns when the actor thread
-hands back the outcome through `loop.call_soon_threadsafe`; the loop thread never calls a pykka
-`.get()` and never awaits a pykka future (architecture §4).
+`await ask(CONFIG, ConfigActor.snapshot)` tells the actor a `Call` and returns when the actor
+thread hands back the outcome through `loop.call_soon_threadsafe`; the loop thread never calls
+a pykka `.get()` and never awaits a pykka future (architecture §4).
+
+Calls are typed as in actors/base.py: the target is an `ActorName[A]` or `ActorRef[A]`, the
+method a function of `A`, and the arguments are checked against its signature. A call with a
+timeout other than the default 30 s goes through `ask_within(timeout, ...)`; `None` waits
+without limit.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable, Concatenate, Coroutine, ParamSpec, TypeVar
 
 import pykka
 
-from actors import registry
-from actors.base import Call
+from actors.base import Call, Target
+from actors.registry import ActorName
 
 
 class ActorUnavailable(Exception):
@@ -21,6 +26,10 @@ class ActorUnavailable(Exception):
 
 
 DEFAULT_TIMEOUT = 30.0
+
+A = TypeVar("A", bound=pykka.Actor)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _settle(fut: asyncio.Future, result: Any, err: BaseException | None) -> None:
@@ -32,10 +41,21 @@ def _settle(fut: asyncio.Future, result: Any, err: BaseException | None) -> None
         fut.set_result(result)
 
 
-async def ask(target: str | pykka.ActorRef, method: str, *args: Any,
-              timeout: float | None = DEFAULT_TIMEOUT, **kwargs: Any) -> Any:
-    """Run `method` on the actor registered as `target` (or the given ref) and await its result."""
-    ref = registry.whereis(target) if isinstance(target, str) else target
+# Plain functions returning the coroutine: awaiting `ask(...)` costs one coroutine, not two.
+def ask(target: Target[A], method: Callable[Concatenate[A, P], R],
+        /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+    """Run `method` on the actor `target`; await the result (at most 30 s)."""
+    return _ask(DEFAULT_TIMEOUT, target, method.__name__, args, kwargs)
+
+
+def ask_within(timeout: float | None, target: Target[A], method: Callable[Concatenate[A, P], R],
+               /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+    """`ask` with its own timeout in seconds; None waits as long as the actor takes."""
+    return _ask(timeout, target, method.__name__, args, kwargs)
+
+
+async def _ask(timeout: float | None, target: Target[Any], name: str, args: tuple, kwargs: dict) -> Any:
+    ref = target.whereis() if isinstance(target, ActorName) else target
     if ref is None:
         raise ActorUnavailable(f"{target} is not running")
     loop = asyncio.get_running_loop()
@@ -48,13 +68,13 @@ async def ask(target: str | pykka.ActorRef, method: str, *args: Any,
             pass
 
     try:
-        ref.tell(Call(method, args, kwargs, reply))
+        ref.tell(Call(name, args, kwargs, reply))
     except pykka.ActorDeadError:
         raise ActorUnavailable(f"{target} is not running") from None
     if timeout is None:
         return await fut
     # One timer on the same future: cheaper than wait_for, which wraps it in another task.
-    timer = loop.call_later(timeout, _expire, fut, f"{target} did not answer {method} within {timeout:g}s")
+    timer = loop.call_later(timeout, _expire, fut, f"{target} did not answer {name} within {timeout:g}s")
     try:
         return await fut
     finally:
@@ -66,13 +86,14 @@ def _expire(fut: asyncio.Future, message: str) -> None:
         fut.set_exception(ActorUnavailable(message))
 
 
-def tell(target: str | pykka.ActorRef, method: str, *args: Any, **kwargs: Any) -> bool:
+def tell(target: Target[A], method: Callable[Concatenate[A, P], Any],
+         /, *args: P.args, **kwargs: P.kwargs) -> bool:
     """Fire-and-forget `method` on an actor; False when it is not running."""
-    ref = registry.whereis(target) if isinstance(target, str) else target
+    ref = target.whereis() if isinstance(target, ActorName) else target
     if ref is None:
         return False
     try:
-        ref.tell(Call(method, args, kwargs, None))
+        ref.tell(Call(method.__name__, args, kwargs, None))
     except pykka.ActorDeadError:
         return False
     return True

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from actors.events import EVENT_HUB, EventHub
 from transport import bridge
 from transport.auth import check_secret, lockout_error, origin_allowed
 from transport.dispatch import method_names
@@ -188,7 +189,7 @@ class Handshake:
 
     async def hello(self, params: ConnectParams, protocol: int, method: str, role: str,
                      scopes: list[str]) -> dict:
-        hub, health = await asyncio.gather(bridge.ask("events", "snapshot"), health_summary(self.state))
+        hub, health = await asyncio.gather(bridge.ask(EVENT_HUB, EventHub.snapshot), health_summary(self.state))
         state = self.state
         max_bytes = attachment_max_bytes(state)
         return {

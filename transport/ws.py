@@ -20,7 +20,8 @@ import msgspec
 import tornado.websocket
 from tornado.websocket import WebSocketClosedError, WebSocketProtocol13
 
-from actors.events import Subscriber
+from actors.agents.manager import AGENTS, AgentManager
+from actors.events import EVENT_HUB, EventHub, Subscriber
 from transport import bridge
 from transport.auth import is_loopback_request, request_client_ip
 from transport.dispatch import Caller, dispatch
@@ -174,9 +175,9 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         if self._timer is not None:
             self._timer.cancel()
         if self.state.connections.pop(self.conn_id, None) is not None:
-            bridge.tell("events", "unsubscribe", self.conn_id)
+            bridge.tell(EVENT_HUB, EventHub.unsubscribe, self.conn_id)
         if self._pending:  # its agent.wait calls end now, not at their timeout
-            bridge.tell("agents", "drop_waits", self.conn_id)
+            bridge.tell(AGENTS, AgentManager.drop_waits, self.conn_id)
         log.debug("closed %s code=%s", self.conn_id, self.close_code, extra={"connId": self.conn_id})
 
     # --- writing --------------------------------------------------------------------------
@@ -279,7 +280,7 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         tracked = client.mode not in UNTRACKED_MODES
         key = (device_id or (client.instance_id or None) or self.conn_id).lower() if tracked else None
         sub = Subscriber(self.conn_id, role, granted, caps, key)
-        bridge.tell("events", "subscribe", sub, self._presence(params, role, scopes) if tracked else None)
+        bridge.tell(EVENT_HUB, EventHub.subscribe, sub, self._presence(params, role, scopes) if tracked else None)
         self._schedule_tick()
         log.debug("hello-ok %s client=%s mode=%s role=%s", self.conn_id, client.id, client.mode, role,
                   extra={"connId": self.conn_id})

@@ -20,13 +20,31 @@ import pykka
 
 from actors import testhooks
 from actors.agents.run import Run
-from actors.base import Call, GatewayActor
+from actors.base import GatewayActor, send
 
 log = logging.getLogger("openclaw.agent")
 
 
+class AgentOwner(GatewayActor):
+    """What an AgentActor tells the actor that started it (the agents actor, which
+    implements these): declared here so this module need not import the agents actor's.
+    Told with `send`: when the owner is gone the gateway is stopping, and nobody listens."""
+
+    def want_slot(self, key: str, ref: pykka.ActorRef) -> None:
+        raise NotImplementedError
+
+    def release_slot(self, key: str) -> None:
+        raise NotImplementedError
+
+    def run_started(self, run_id: str) -> None:
+        raise NotImplementedError
+
+    def agent_exited(self, key: str, ref: pykka.ActorRef) -> None:
+        raise NotImplementedError
+
+
 class AgentActor(GatewayActor):
-    def __init__(self, key: str, manager: pykka.ActorRef) -> None:
+    def __init__(self, key: str, manager: pykka.ActorRef[AgentOwner]) -> None:
         super().__init__()
         self._key = key
         self._manager = manager
@@ -42,7 +60,7 @@ class AgentActor(GatewayActor):
         """A slot from the agents actor: start the head of the queue, or give it back."""
         self._asked = False
         if self._current is not None or not self._queue:
-            self._tell_manager("release_slot", self._key)
+            send(self._manager, AgentOwner.release_slot, self._key)
             self._next()
             return
         run = self._queue.popleft()
@@ -51,7 +69,7 @@ class AgentActor(GatewayActor):
             self._queue.appendleft(run)
             raise RuntimeError("agent actor crash requested by the test hook")
         self._current = run
-        self._tell_manager("run_started", run.run_id)
+        send(self._manager, AgentOwner.run_started, run.run_id)
         run.start()
 
     def run_finished(self, run_id: str) -> None:
@@ -76,13 +94,7 @@ class AgentActor(GatewayActor):
     def _next(self) -> None:
         if self._current is None and self._queue and not self._asked:
             self._asked = True
-            self._tell_manager("want_slot", self._key, self.actor_ref)
-
-    def _tell_manager(self, method: str, *args: Any) -> None:
-        try:
-            self._manager.tell(Call(method, args))
-        except pykka.ActorDeadError:
-            pass  # the gateway is stopping
+            send(self._manager, AgentOwner.want_slot, self._key, self.actor_ref)
 
     def on_failure(self, *exc_info: Any) -> None:
         error = exc_info[1] if len(exc_info) > 1 else None
@@ -93,7 +105,7 @@ class AgentActor(GatewayActor):
         for run in runs:
             run.cancel("crashed")
             run.finish(run.outcome("error", error=f"agent crashed: {error}", error_kind="unknown"))
-        self._tell_manager("agent_exited", self._key, self.actor_ref)
+        send(self._manager, AgentOwner.agent_exited, self._key, self.actor_ref)
 
     def on_stop(self) -> None:
         for run in ([self._current] if self._current is not None else []) + list(self._queue):

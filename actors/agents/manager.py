@@ -24,13 +24,15 @@ from typing import Any
 import msgspec
 import pykka
 
-from actors import registry
-from actors.agents.agent import AgentActor
+from actors.agents.agent import AgentActor, AgentOwner
 from actors.agents.dedupe import DedupeCache
 from actors.agents.run import Run, RunOutcome, RunSpec
-from actors.base import DEFERRED, Call, GatewayActor, Reply
+from actors.base import DEFERRED, Reply, send, tell
 from actors.base import answer as _answer
 from actors.clock import CLOCK, Timer
+from actors.events import EVENT_HUB, EventHub
+from actors.registry import ActorName
+from actors.sessions.store import SESSIONS, SessionStore
 
 log = logging.getLogger("openclaw.agent")
 
@@ -72,7 +74,10 @@ class _Record:
         self.waiters: list[Reply] = []
 
 
-class AgentManager(GatewayActor):
+AGENTS: ActorName[AgentManager] = ActorName("agents")
+
+
+class AgentManager(AgentOwner):
     def __init__(self, max_concurrent: int = 4) -> None:
         super().__init__()
         self._cap = max_concurrent
@@ -151,12 +156,12 @@ class AgentManager(GatewayActor):
         if current is not None and current.state != "ended":
             raise RunError(f"run {spec.run_id} is already active")
         me = self.actor_ref
-        run = Run(spec, lambda outcome: _tell(me, "run_done", outcome))
+        run = Run(spec, lambda outcome: send(me, AgentManager.run_done, outcome))
         self._runs[spec.run_id] = _Record(run, dedupe_key)
         key = spec.session_key
         self._active.setdefault(key, []).append(spec.run_id)
         self._pending[key] = self._pending.get(key, 0) + 1
-        self._agent(key).tell(Call("enqueue", (run,)))
+        tell(self._agent(key), AgentActor.enqueue, run)
         self._tell_store(key, None)
         return {"runId": spec.run_id, "status": "started"}
 
@@ -174,7 +179,7 @@ class AgentManager(GatewayActor):
         ref = self._agents.get(key)
         if not ids or ref is None:
             return {"ok": True, "aborted": False, "runIds": []}
-        ref.tell(Call("abort", (ids,)))
+        tell(ref, AgentActor.abort, ids)
         return {"ok": True, "aborted": True, "runIds": ids}
 
     def result(self, run_id: str) -> Any:
@@ -201,7 +206,7 @@ class AgentManager(GatewayActor):
         self._wait_ids += 1
         token = self._wait_ids
         me = self.actor_ref
-        timer = CLOCK.call_later(timeout_ms / 1000, lambda: _tell(me, "wait_expired", token))
+        timer = CLOCK.call_later(timeout_ms / 1000, lambda: send(me, AgentManager.wait_expired, token))
         self._waits[token] = _Wait(run_id, self._reply, owner, timer)
         self._waits_by_run.setdefault(run_id, set()).add(token)
         if owner is not None:
@@ -294,7 +299,7 @@ class AgentManager(GatewayActor):
                 del self._agents[key]
                 _stop(ref)
         elif ref is not None:
-            _tell(ref, "run_finished", outcome.run_id)
+            send(ref, AgentActor.run_finished, outcome.run_id)
         self._grant_waiting()
         self._prune()
 
@@ -323,17 +328,12 @@ class AgentManager(GatewayActor):
                 continue
             self._holders[key] = ref
             try:
-                ref.tell(Call("grant"))
+                tell(ref, AgentActor.grant)
             except pykka.ActorDeadError:
                 del self._holders[key]
 
     def _tell_store(self, key: str, reason: str | None) -> None:
-        store = registry.whereis("sessions")
-        if store is not None:
-            try:
-                store.tell(Call("set_runs", (key, self.active(key), reason)))
-            except pykka.ActorDeadError:
-                pass
+        send(SESSIONS, SessionStore.set_runs, key, self.active(key), reason)
 
     def _prune(self) -> None:
         cutoff = time.monotonic() - ENDED_TTL_S
@@ -380,25 +380,12 @@ def wait_result(outcome: RunOutcome) -> dict:
 def _after_events(answers: list[tuple[Reply, Any]]) -> None:
     """Answer through the EventHub's mailbox, after the run's terminal events: an `agent`
     final response never overtakes the run's last `chat`/`agent` events (protocol §15.2)."""
-    def send() -> None:
+    def deliver() -> None:
         for reply, value in answers:
             _answer(reply, value)
 
-    hub = registry.whereis("events")
-    try:
-        if hub is not None:
-            hub.tell(Call("after_published", (send,)))
-            return
-    except pykka.ActorDeadError:
-        pass
-    send()
-
-
-def _tell(ref: pykka.ActorRef, method: str, *args: Any) -> None:
-    try:
-        ref.tell(Call(method, args))
-    except pykka.ActorDeadError:
-        pass
+    if not send(EVENT_HUB, EventHub.after_published, deliver):
+        deliver()
 
 
 def _stop(ref: pykka.ActorRef) -> None:

@@ -17,8 +17,8 @@ import threading
 from typing import Any, Callable, Literal
 
 import msgspec
+import pykka
 
-from actors import registry
 from actors.agents.providers import (
     CancelToken,
     ChatRequest,
@@ -34,10 +34,11 @@ from actors.agents.providers import (
 )
 from actors.agents.run_events import RunEvents, now_ms
 from actors.agents.tool_specs import TOOL_SPECS
-from actors.base import Call, call_sync
+from actors.base import call_sync, tell, tell_with_reply
 from actors.clock import CLOCK
 from actors.config.schema import Config
-from actors.tools.executor import ToolOutcome, ToolRequest
+from actors.sessions.store import SESSIONS, SessionStore
+from actors.tools.executor import TOOLS, ToolExecutor, ToolOutcome, ToolRequest
 
 log = logging.getLogger("openclaw.agent")
 
@@ -174,7 +175,7 @@ def in_turn_order(stored: list[dict]) -> list[dict]:
 
 
 class Run:
-    def __init__(self, spec: RunSpec, on_done: Callable[[RunOutcome], None]) -> None:
+    def __init__(self, spec: RunSpec, on_done: Callable[[RunOutcome], object]) -> None:
         self.spec = spec
         self.events = RunEvents(spec.run_id, spec.session_key)
         self.cancel_token = CancelToken()
@@ -270,8 +271,8 @@ class Run:
             return self.outcome("aborted", error="aborted")
         return None
 
-    def _store(self) -> Any:
-        store = registry.whereis("sessions")
+    def _store(self) -> pykka.ActorRef[SessionStore]:
+        store = SESSIONS.whereis()
         if store is None:
             raise RuntimeError("session store is not running")
         return store
@@ -310,7 +311,7 @@ class Run:
         store = self._store()
         usage = {"input": 0, "output": 0, "total": 0}
         for _ in range(MAX_TOOL_ROUNDS):
-            stored = call_sync(store, "messages", self.spec.session_id, self.spec.agent_id,
+            stored = call_sync(store, SessionStore.messages, self.spec.session_id, self.spec.agent_id,
                                last=CONTEXT_MESSAGES)
             result = self._stream(stored, self._on_event)
             usage = {k: usage[k] + v for k, v in usage_of(result).items()}
@@ -328,7 +329,7 @@ class Run:
         return self.outcome("error", error=f"run stopped after {MAX_TOOL_ROUNDS} tool rounds",
                             error_kind="unknown", usage=usage)
 
-    def _tool(self, store: Any, call: ToolCall) -> None:
+    def _tool(self, store: pykka.ActorRef[SessionStore], call: ToolCall) -> None:
         """One tool call: the executor runs it, the `agent` tool stream shows its result, and
         a failure goes back to the model as an error result (the run goes on)."""
         args = call.input()
@@ -336,14 +337,14 @@ class Run:
         text = tool_result_text(outcome)
         self.events.tool("result", call.name, call.id, result=outcome.output,
                          isError=not outcome.ok, **({} if outcome.ok else {"error": outcome.error}))
-        call_sync(store, "append", self.spec.session_key, {
+        call_sync(store, SessionStore.append, self.spec.session_key, {
             "role": "toolResult", "toolCallId": call.id, "toolName": call.name,
             "content": [{"type": "text", "text": text}], "isError": not outcome.ok,
             "runId": self.run_id}, session_id=self.spec.session_id)
 
     def _invoke(self, call: ToolCall, args: dict) -> ToolOutcome:
         """Wait for the executor, waking for an abort (which cancels the call there)."""
-        tools = registry.whereis("tools")
+        tools = TOOLS.whereis()
         if tools is None:
             return ToolOutcome(tool=call.name, ok=False, error="the tool executor is not running")
         done, box = threading.Event(), []
@@ -357,10 +358,10 @@ class Run:
         def output(text: str) -> None:
             self.events.tool("update", call.name, call.id, partialResult=text)
 
-        tools.tell(Call("invoke", (request,), {"on_output": output}, reply))
+        tell_with_reply(tools, reply, ToolExecutor.invoke, request, on_output=output)
         while not done.wait(0.1):
             if self.cancel_token.cancelled:
-                tools.tell(Call("cancel", (request.call_id,)))
+                tell(tools, ToolExecutor.cancel, request.call_id)
                 done.wait(2.0)
                 break
         if not box:
@@ -370,14 +371,14 @@ class Run:
             return ToolOutcome(tool=call.name, ok=False, error=str(err))
         return result
 
-    def _save(self, store: Any, result: Result, stop_reason: str) -> None:
+    def _save(self, store: pykka.ActorRef[SessionStore], result: Result, stop_reason: str) -> None:
         """The assistant turn as the user saw it (partial text of an aborted run included)."""
         parts: list[dict] = [{"type": "text", "text": result.text}] if result.text else []
         parts += [{"type": "toolCall", "id": c.id, "name": c.name, "arguments": c.input()}
                   for c in result.tool_calls]
         if not parts:
             return
-        call_sync(store, "append", self.spec.session_key, {
+        call_sync(store, SessionStore.append, self.spec.session_key, {
             "role": "assistant", "content": parts, "runId": self.run_id, "stopReason": stop_reason,
             "usage": usage_of(result), "model": result.model, "provider": result.provider},
             session_id=self.spec.session_id)
@@ -387,9 +388,9 @@ class Run:
         store = self._store()
         key = self.spec.session_key
         if self.spec.compact_lines is not None:
-            result = call_sync(store, "compact", key, self.spec.compact_lines)
+            result = call_sync(store, SessionStore.compact, key, self.spec.compact_lines)
             return self.outcome("ok", result=result)
-        stored = call_sync(store, "messages", self.spec.session_id, self.spec.agent_id)
+        stored = call_sync(store, SessionStore.messages, self.spec.session_id, self.spec.agent_id)
         if len(stored) <= COMPACT_KEEP:
             return self.outcome("ok", result={"compacted": False, "reason": "too-short"})
         older, recent = stored[:-COMPACT_KEEP], stored[-COMPACT_KEEP:]
@@ -398,7 +399,7 @@ class Run:
             {"type": "text", "text": f"{COMPACT_PROMPT}\n\n{transcript}"}]}], None)
         if summary.aborted:
             return self._cancelled() or self.outcome("aborted", error="aborted")
-        result = call_sync(store, "compact", key, COMPACT_KEEP,
+        result = call_sync(store, SessionStore.compact, key, COMPACT_KEEP,
                            summary=f"Summary of the earlier conversation:\n{summary.text}")
         if result.get("compacted"):
             before = _tokens(stored)

@@ -14,9 +14,9 @@ import threading
 import time
 from typing import Any
 
-from actors import registry
-from actors.base import Call
+from actors.base import tell
 from actors.clock import CLOCK, Timer
+from actors.events import EVENT_HUB, EventHub
 
 DELTA_INTERVAL_S = 0.150
 
@@ -26,11 +26,11 @@ def now_ms() -> int:
 
 
 def publish(event: str, payload: dict) -> None:
-    hub = registry.whereis("events")
+    hub = EVENT_HUB.whereis()
     if hub is None:
         return
     try:
-        hub.tell(Call("publish", (event, payload)))
+        tell(hub, EventHub.publish, event, payload)
     except Exception:  # noqa: BLE001 - the hub stopped meanwhile (gateway stopping)
         pass
 

@@ -27,11 +27,13 @@ from typing import Any, Callable
 import msgspec
 import pykka
 
-from actors import registry, testhooks
-from actors.base import DEFERRED, Call, GatewayActor, Reply
+from actors import testhooks
+from actors.base import DEFERRED, GatewayActor, Reply, send
 from actors.channels import credentials, frames
 from actors.channels.process import channel_main
 from actors.clock import CLOCK
+from actors.health import HEALTH, HealthActor
+from actors.registry import ActorName
 
 log = logging.getLogger("openclaw.channels")
 
@@ -63,6 +65,11 @@ class HostStatus(msgspec.Struct, kw_only=True):
     lastInboundAt: int | None = None
     lastOutboundAt: int | None = None
     detail: dict = {}
+
+
+def host_name(channel: str) -> ActorName[ChannelHost]:
+    """The registered name of the host of `channel` (set by the channel supervisor)."""
+    return ActorName(f"channel:{channel}")
 
 
 class ChannelHost(GatewayActor):
@@ -221,7 +228,7 @@ class ChannelHost(GatewayActor):
 
     def _every_beat(self, gen: int) -> None:
         me = self.actor_ref
-        CLOCK.call_later(self._heartbeat_ms / 1000, lambda: _tell(me, "check_heartbeat", gen))
+        CLOCK.call_later(self._heartbeat_ms / 1000, lambda: send(me, ChannelHost.check_heartbeat, gen))
 
     def _write(self, frame: Any) -> None:
         conn = self._conn
@@ -266,7 +273,7 @@ class ChannelHost(GatewayActor):
         delay = min(BACKOFF_MAX_S, first_backoff_s() * 2 ** (len(self._restarts) - 1))
         self._set_state("backoff")
         gen, me = self._gen, self.actor_ref
-        CLOCK.call_later(delay, lambda: _tell(me, "retry", gen))
+        CLOCK.call_later(delay, lambda: send(me, ChannelHost.retry, gen))
 
     def _fail_pending(self, error: str) -> None:
         pending, self._pending = self._pending, {}
@@ -302,15 +309,15 @@ class ChannelHost(GatewayActor):
 
     def _report(self) -> None:
         """The channel's line in `health` (protocol §9.1): a failed channel shows there."""
-        health = registry.whereis("health")
+        health = HEALTH.whereis()
         if health is None:
             return
         st = self._status
         account = {"accountId": st.accountId, "configured": st.configured, "state": st.state,
                    "lastError": st.lastError}
         summary = {**account, "accounts": {st.accountId: dict(account)}}
-        _tell(health, "set_channel", self._channel, LABELS.get(self._channel, self._channel),
-              summary)
+        send(health, HealthActor.set_channel, self._channel, LABELS.get(self._channel, self._channel),
+             summary)
 
     def on_stop(self) -> None:
         self._gen += 1
@@ -342,7 +349,7 @@ def kill_group(pid: int | None) -> None:
         pass
 
 
-def _read(host: pykka.ActorRef, gen: int, conn: Any, proc: Any) -> None:
+def _read(host: pykka.ActorRef[ChannelHost], gen: int, conn: Any, proc: Any) -> None:
     """The pipe reader thread of one process: every frame to the host, then the exit."""
     while True:
         try:
@@ -353,15 +360,7 @@ def _read(host: pykka.ActorRef, gen: int, conn: Any, proc: Any) -> None:
             frame = frames.decode_to_gateway(data)
         except msgspec.DecodeError:
             continue
-        if not _tell(host, "frame", gen, frame):
+        if not send(host, ChannelHost.frame, gen, frame):
             return
     proc.join(5)
-    _tell(host, "exited", gen, proc.exitcode)
-
-
-def _tell(ref: pykka.ActorRef, method: str, *args: Any) -> bool:
-    try:
-        ref.tell(Call(method, args))
-        return True
-    except pykka.ActorDeadError:
-        return False
+    send(host, ChannelHost.exited, gen, proc.exitcode)

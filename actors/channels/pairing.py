@@ -18,7 +18,8 @@ Files are read again only when they changed on disk (mtime/size), so hand edits 
 the per-message `approved()` check costs a stat. A file that cannot be parsed counts as empty
 (logged) and is moved aside to `<name>.corrupt-<ms>` before it is next written.
 
-Callers outside the actor system use `Call` (actors/base.py) via `bridge.ask("pairing", …)`.
+Callers outside the actor system use the typed calls of actors/base.py through
+`PAIRING_STORE`, e.g. `bridge.ask(PAIRING_STORE, PairingStore.approve, channel, code)`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import msgspec
 
 from actors.base import GatewayActor
 from actors.channels.access import normalize_sender
+from actors.registry import ActorName
 
 log = logging.getLogger("openclaw.pairing")
 
@@ -135,6 +137,9 @@ class _Cached:
 
     def __init__(self, stamp: tuple | None, value: Any, corrupt: bool) -> None:
         self.stamp, self.value, self.corrupt = stamp, value, corrupt
+
+
+PAIRING_STORE: ActorName[PairingStore] = ActorName("pairing")
 
 
 class PairingStore(GatewayActor):

@@ -15,25 +15,32 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Callable, Concatenate, ParamSpec, TypeVar
 
 import msgspec
+import pykka
 
-from actors import registry
+from actors.agents.manager import AGENTS, AgentManager
 from actors.agents.providers import NoProviderError, resolve_candidates
 from actors.agents.run import RunOutcome, RunSpec
-from actors.base import Call, GatewayActor
+from actors.base import GatewayActor, tell, tell_with_reply
 from actors.channels import access, frames
+from actors.channels.host import ChannelHost, host_name
+from actors.channels.pairing import PAIRING_STORE, PairingStore
 from actors.channels.supervisor import channel_block
 from actors.config.schema import Config
+from actors.registry import ActorName
 from actors.sessions.keys import DEFAULT_AGENT_ID
-from actors.sessions.store import model_ref
+from actors.sessions.store import SESSIONS, SessionStore, model_ref
 
 log = logging.getLogger("openclaw.channels")
 
 PAIRING_TEXT = ("Hi! I don't know you yet. Your pairing code is {code} (valid for 1 hour). "
                 "Ask my owner to run: openclaw pairing approve {channel} {code}")
 PAIRING_FULL = "Too many pending pairing requests; please try again later."
+
+A = TypeVar("A", bound=pykka.Actor)
+P = ParamSpec("P")
 
 
 class Turn(msgspec.Struct, frozen=True):
@@ -52,6 +59,9 @@ def session_key(config: Config, channel: str, message: frames.Inbound) -> str:
     return f"agent:{DEFAULT_AGENT_ID}:{channel}:{message.kind}:{peer}"
 
 
+CHANNEL_ROUTER: ActorName[ChannelRouter] = ActorName("channel-router")
+
+
 class ChannelRouter(GatewayActor):
     def __init__(self, config: Config) -> None:
         super().__init__()
@@ -65,10 +75,10 @@ class ChannelRouter(GatewayActor):
 
     def inbound(self, channel: str, message: frames.Inbound) -> None:
         turn = Turn(channel, message)
-        if registry.whereis("pairing") is None:
+        if PAIRING_STORE.whereis() is None:
             self.approved(turn, [], None)
             return
-        self._ask("pairing", "approved", (channel,), "approved", turn)
+        self._ask(ChannelRouter.approved, turn, PAIRING_STORE, PairingStore.approved, channel)
 
     def approved(self, turn: Turn, senders: Any, err: BaseException | None) -> None:
         block = channel_block(self._config, turn.channel)
@@ -77,7 +87,8 @@ class ChannelRouter(GatewayActor):
             return
         decision = access.decide(block, turn.message, senders if err is None else ())
         if decision.pair:
-            self._ask("pairing", "request", (turn.channel, turn.message.sender), "paired", turn)
+            self._ask(ChannelRouter.paired, turn, PAIRING_STORE, PairingStore.request, turn.channel,
+                      turn.message.sender)
             return
         if not decision.allowed:
             log.info("%s: dropped message from %s: %s", turn.channel, turn.message.sender,
@@ -89,8 +100,8 @@ class ChannelRouter(GatewayActor):
         user = {"role": "user", "content": [{"type": "text", "text": turn.message.text}],
                 "runId": turn.run_id, "timestamp": turn.message.ts or None,
                 "sender": turn.message.sender_name or turn.message.sender}
-        self._ask("sessions", "record_turn", (key, user), "recorded", turn,
-                  {"channel": turn.channel, "peer": turn.message.chat})
+        self._ask(ChannelRouter.recorded, turn, SESSIONS, SessionStore.record_turn, key, user,
+                  channel=turn.channel, peer=turn.message.chat)
 
     def paired(self, turn: Turn, code: Any, err: BaseException | None) -> None:
         self._ack(turn, True)
@@ -118,12 +129,12 @@ class ChannelRouter(GatewayActor):
                        session_id=session["sessionId"], config=self._config, model_ref=ref,
                        timeout_ms=self._config.agents.defaults.timeout_seconds * 1000,
                        message=turn.message.text)
-        agents = registry.whereis("agents")
+        agents = AGENTS.whereis()
         if agents is None:
             self._deliver(turn, "the agent runtime is not running")
             return
-        agents.tell(Call("submit", (spec,)))
-        self._ask("agents", "result", (turn.run_id,), "finished", turn)
+        tell(agents, AgentManager.submit, spec)
+        self._ask(ChannelRouter.finished, turn, AGENTS, AgentManager.result, turn.run_id)
 
     def finished(self, turn: Turn, outcome: Any, err: BaseException | None) -> None:
         if err is not None or not isinstance(outcome, RunOutcome):
@@ -143,22 +154,24 @@ class ChannelRouter(GatewayActor):
     # --- plumbing -------------------------------------------------------------------------
 
     def _ack(self, turn: Turn, ok: bool) -> None:
-        host = registry.whereis(f"channel:{turn.channel}")
+        host = host_name(turn.channel).whereis()
         if host is not None:
-            host.tell(Call("ack", (turn.message.id, ok)))
+            tell(host, ChannelHost.ack, turn.message.id, ok)
 
     def _deliver(self, turn: Turn, text: str) -> None:
-        self._ask(f"channel:{turn.channel}", "deliver", (turn.message.chat, text), "delivered", turn)
+        self._ask(ChannelRouter.delivered, turn, host_name(turn.channel), ChannelHost.deliver,
+                  turn.message.chat, text)
 
-    def _ask(self, target: str, method: str, args: tuple, then: str, turn: Turn,
-             kwargs: dict | None = None) -> None:
+    def _ask(self, then: Callable[[ChannelRouter, Turn, Any, BaseException | None], None], turn: Turn,
+             target: ActorName[A], method: Callable[Concatenate[A, P], Any],
+             /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Call `method` on `target`; its outcome comes back as `then(turn, result, err)`."""
         me = self.actor_ref
-        ref = registry.whereis(target)
+        ref = target.whereis()
 
         def reply(result: Any, err: BaseException | None) -> None:
             try:
-                me.tell(Call(then, (turn, result, err)))
+                tell(me, then, turn, result, err)
             except Exception:  # noqa: BLE001 - the router stopped meanwhile
                 pass
 
@@ -166,13 +179,13 @@ class ChannelRouter(GatewayActor):
             reply(None, RuntimeError(f"{target} is not running"))
             return
         try:
-            ref.tell(Call(method, args, kwargs or {}, reply))
+            tell_with_reply(ref, reply, method, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the target died meanwhile
             reply(None, exc)
 
 
 def route(channel: str, message: frames.Inbound) -> None:
     """The hosts' `on_inbound`: hand the message to the router (tell-only)."""
-    router = registry.whereis("channel-router")
+    router = CHANNEL_ROUTER.whereis()
     if router is not None:
-        router.tell(Call("inbound", (channel, message)))
+        tell(router, ChannelRouter.inbound, channel, message)

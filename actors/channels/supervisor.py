@@ -15,10 +15,12 @@ import msgspec
 import pykka
 
 from actors import registry
-from actors.base import DEFERRED, Call, GatewayActor
+from actors.base import DEFERRED, GatewayActor, tell, tell_with_reply
 from actors.channels import credentials, frames
-from actors.channels.host import ChannelHost
+from actors.channels.host import ChannelHost, host_name
 from actors.config.schema import Config
+from actors.health import HEALTH, HealthActor
+from actors.registry import ActorName
 
 log = logging.getLogger("openclaw.channels")
 
@@ -54,6 +56,9 @@ def configured(channel: str, block: Any) -> bool:
     return bool(block.bot_token or block.token_file or os.environ.get("TELEGRAM_BOT_TOKEN"))
 
 
+CHANNEL_SUPERVISOR: ActorName[ChannelSupervisor] = ActorName("channels")
+
+
 class ChannelSupervisor(GatewayActor):
     def __init__(self, config: Config, state_dir: str,
                  on_inbound: Callable[[str, frames.Inbound], None] | None = None) -> None:
@@ -61,7 +66,7 @@ class ChannelSupervisor(GatewayActor):
         self._config = config
         self._state_dir = state_dir
         self._on_inbound = on_inbound
-        self._hosts: dict[str, pykka.ActorRef] = {}
+        self._hosts: dict[str, pykka.ActorRef[ChannelHost]] = {}
 
     def on_start(self) -> None:
         for channel in CHANNELS:
@@ -94,7 +99,7 @@ class ChannelSupervisor(GatewayActor):
         if host is None:
             self._start_host(channel, block)
         else:
-            host.tell(Call("start_process"))
+            tell(host, ChannelHost.start_process)
 
     def logout(self, channel: str) -> Any:
         """channels.logout: the channel's host stops its process and deletes the stored state,
@@ -103,7 +108,10 @@ class ChannelSupervisor(GatewayActor):
         host = self._hosts.get(channel)
         if host is None:
             return credentials.logout(self._state_dir, channel)
-        host.tell(Call("logout", reply=self._reply))
+        if self._reply is None:
+            tell(host, ChannelHost.logout)
+        else:
+            tell_with_reply(host, self._reply, ChannelHost.logout)
         return DEFERRED
 
     def apply(self, config: Config) -> list[str]:
@@ -121,9 +129,9 @@ class ChannelSupervisor(GatewayActor):
             elif channel not in self._hosts:
                 self._start_host(channel, after)
             else:
-                self._hosts[channel].tell(Call("reconfigure", (after,), {
-                    "heartbeat_ms": config.gateway.channel_heartbeat_ms,
-                    "health_monitor": after.health_monitor.enabled}))
+                tell(self._hosts[channel], ChannelHost.reconfigure, after,
+                     heartbeat_ms=config.gateway.channel_heartbeat_ms,
+                     health_monitor=after.health_monitor.enabled)
         return touched
 
     # --- hosts ----------------------------------------------------------------------------
@@ -134,17 +142,17 @@ class ChannelSupervisor(GatewayActor):
                                  health_monitor=block.health_monitor.enabled,
                                  on_inbound=self._on_inbound)
         self._hosts[channel] = host
-        registry.register(f"channel:{channel}", host)
-        host.tell(Call("start_process"))
+        registry.register(host_name(channel).name, host)
+        tell(host, ChannelHost.start_process)
 
     def _stop_host(self, channel: str) -> None:
         host = self._hosts.pop(channel, None)
         if host is None:
             return
-        registry.unregister(f"channel:{channel}", host)
-        health = registry.whereis("health")
+        registry.unregister(host_name(channel).name, host)
+        health = HEALTH.whereis()
         if health is not None:
-            health.tell(Call("set_channel", (channel, channel, None)))
+            tell(health, HealthActor.set_channel, channel, channel, None)
         try:
             host.stop(block=True, timeout=10)
         except (pykka.ActorDeadError, pykka.Timeout):

@@ -10,6 +10,9 @@ from __future__ import annotations
 from actors.base import GatewayActor
 from actors.config.load import ConfigSnapshot, effective, redact, redact_raw
 from actors.config.write import Compute, WriteResult, merge_patch, replace_whole, write_config
+from actors.registry import ActorName
+
+CONFIG: ActorName[ConfigActor] = ActorName("config")
 
 
 class ConfigActor(GatewayActor):

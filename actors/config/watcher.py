@@ -24,8 +24,9 @@ from typing import Callable, Iterable
 
 import watchfiles
 
-from actors.base import Call, GatewayActor
+from actors.base import GatewayActor, tell
 from actors.config.load import revision
+from actors.registry import ActorName
 
 log = logging.getLogger("openclaw.gateway")
 
@@ -59,6 +60,9 @@ def file_hash(path: str | os.PathLike[str]) -> str:
         return revision(Path(path).read_bytes())
     except OSError:
         return revision(b"")
+
+
+WATCHER: ActorName[WatcherActor] = ActorName("watcher")
 
 
 class WatcherActor(GatewayActor):
@@ -115,7 +119,7 @@ class WatcherActor(GatewayActor):
                 if paths == [self._config] and file_hash(self._config) == self._known.get():
                     log.debug("config watcher: ignoring the gateway's own write of %s", paths)
                     continue
-                self.actor_ref.tell(Call("settled", (paths,)))
+                tell(self.actor_ref, WatcherActor.settled, paths)
         except Exception as exc:  # noqa: BLE001 - a dead watcher must not go unnoticed
             if not self._halt.is_set():
                 log.error("config watcher stopped: %s", exc)

@@ -27,11 +27,12 @@ from typing import Any, Callable
 import msgspec
 import pykka
 
-from actors import registry
-from actors.base import DEFERRED, Call, GatewayActor, Reply
+from actors.base import DEFERRED, GatewayActor, Reply, send, tell_with_reply
 from actors.base import answer as _answer
 from actors.clock import CLOCK
 from actors.config.schema import Exec
+from actors.events import EVENT_HUB, EventHub
+from actors.registry import ActorName
 from actors.tools import fs, policy, workspace
 from actors.tools.approvals import Approvals
 from actors.tools.proc import ExecProcess
@@ -96,6 +97,9 @@ class _Job:
         self.owner, self.session_key = owner, session_key
         self.reply: Reply | None = None  # set while a caller waits in the foreground
         self.timer: Any = None
+
+
+TOOLS: ActorName[ToolExecutor] = ActorName("tools")
 
 
 class ToolExecutor(GatewayActor):
@@ -198,17 +202,17 @@ class ToolExecutor(GatewayActor):
                  waiter: tuple) -> None:
         """Is anyone able to approve? The hub answers by message, never by a blocking ask."""
         me = self.actor_ref
-        hub = registry.whereis("events")
+        hub = EVENT_HUB.whereis()
 
         def answered(present: Any, err: BaseException | None) -> None:
-            _tell(me, "approval_needed", request, args, decision, str(cwd), bool(present) and err is None,
-                  waiter)
+            send(me, ToolExecutor.approval_needed, request, args, decision, str(cwd),
+                 bool(present) and err is None, waiter)
 
         if hub is None:
             answered(False, None)
             return
         try:
-            hub.tell(Call("has_approver", (), {}, answered))
+            tell_with_reply(hub, answered, EventHub.has_approver)
         except pykka.ActorDeadError:
             answered(False, None)
 
@@ -279,7 +283,7 @@ class ToolExecutor(GatewayActor):
             return
         me = self.actor_ref
         self._expiry = CLOCK.call_later(max(0.0, when / 1000 - time.time()) + 0.01,
-                                        lambda: _tell(me, "expire_approvals"))
+                                        lambda: send(me, ToolExecutor.expire_approvals))
 
     # --- exec: the process ------------------------------------------------------------------
 
@@ -295,7 +299,7 @@ class ToolExecutor(GatewayActor):
 
         proc = ExecProcess(args.command, cwd, self._env(args.env), timeout_s=float(timeout),
                            output_cap=cfg.output_cap, reaper=self._reaper, on_output=output,
-                           on_exit=lambda _p: _tell(me, "exited", job_id))
+                           on_exit=lambda _p: send(me, ToolExecutor.exited, job_id))
         job = _Job(job_id, args.command, proc, request.call_id, request.session_key)
         # set before the start: a fast command's first output must find its caller waiting
         job.reply = None if args.background else reply
@@ -310,7 +314,7 @@ class ToolExecutor(GatewayActor):
             _answer(reply, ToolOutcome(tool="exec", ok=True, output=self._running(job)))
             return
         yield_ms = cfg.background_ms if args.yieldMs is None else max(10, args.yieldMs)
-        job.timer = CLOCK.call_later(yield_ms / 1000, lambda: _tell(me, "yielded", job_id))
+        job.timer = CLOCK.call_later(yield_ms / 1000, lambda: send(me, ToolExecutor.yielded, job_id))
 
     def _ensure_reaper(self) -> None:
         """A reaper that died (killed by hand, the OOM killer) is replaced before the next exec;
@@ -412,12 +416,7 @@ class ToolExecutor(GatewayActor):
         return [self._job_row(j) for j in self._jobs.values()]
 
     def _publish(self, event: str, payload: dict) -> None:
-        hub = registry.whereis("events")
-        if hub is not None:
-            try:
-                hub.tell(Call("publish", (event, payload)))
-            except pykka.ActorDeadError:
-                pass
+        send(EVENT_HUB, EventHub.publish, event, payload)
 
 
 def workspace_dir(config: Any, state_dir: str | Path) -> str:
@@ -446,10 +445,3 @@ def _exec_outcome(result: dict) -> ToolOutcome:
 
 def _failed(tool: str, message: str) -> ToolOutcome:
     return ToolOutcome(tool=tool, ok=False, error=message)
-
-
-def _tell(ref: pykka.ActorRef, method: str, *args: Any) -> None:
-    try:
-        ref.tell(Call(method, args))
-    except pykka.ActorDeadError:
-        pass

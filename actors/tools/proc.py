@@ -108,7 +108,7 @@ class ExecProcess:
 
     def __init__(self, command: str, cwd: Path, env: dict[str, str], *, timeout_s: float,
                  output_cap: int, on_output: Callable[[str], None] | None = None,
-                 on_exit: Callable[["ExecProcess"], None] | None = None,
+                 on_exit: Callable[["ExecProcess"], object] | None = None,
                  reaper: "Reaper | None" = None, term_grace_s: float = TERM_GRACE_S,
                  kill_leftovers: bool = True) -> None:
         self.command = command

@@ -8,17 +8,17 @@ from __future__ import annotations
 import json
 import queue
 import time
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 import pytest
 from tornado.httputil import HTTPHeaders
 
-from actors.base import Call
+from actors.base import tell, tell_with_reply
 from actors.config.load import load_config, redact, redact_raw, secret_values
 from actors.config.schema import REDACTED, is_sensitive_key
 from actors.config.settings import AuthSettings
-from actors.events import EventHub, Subscriber, droppable, visible, with_text
+from actors.events import EVENT_HUB, EventHub, Subscriber, droppable, visible, with_text
 from tests.fakes.clock import FakeClock
 from transport.auth import (
     FailedAuthLimiter,
@@ -278,9 +278,9 @@ class Captured:
         raise AssertionError(f"unexpected delivery: {item}")
 
 
-def ask(ref, method: str, *args: Any) -> Any:
+def ask(ref, method: Callable[..., Any], *args: Any) -> Any:
     done: queue.Queue = queue.Queue()
-    ref.tell(Call(method, args, {}, lambda result, err: done.put((result, err))))
+    tell_with_reply(ref, lambda result, err: done.put((result, err)), method, *args)
     result, err = done.get(timeout=5)
     if err is not None:
         raise err
@@ -303,48 +303,48 @@ def presence_entry(host: str, mode: str = "ui", role: str = "operator") -> dict:
 
 def test_hub_self_entry(hub):
     ref, _ = hub
-    listed = ask(ref, "presence")
+    listed = ask(ref, EventHub.presence)
     assert len(listed) == 1
     me = listed[0]
     assert me["host"] == "gw-host" and me["mode"] == "gateway" and me["reason"] == "self"
     assert isinstance(me["ts"], int) and me["instanceId"] == "inst-self"
     assert me["text"] == "Gateway: gw-host · app 2026.9.6 · mode gateway · reason self"
-    assert ask(ref, "state_version") == {"presence": 1, "health": 1}
+    assert ask(ref, EventHub.state_version) == {"presence": 1, "health": 1}
 
 
 def test_hub_presence_on_subscribe_and_unsubscribe(hub):
     ref, captured = hub
-    ask(ref, "subscribe", sub("a", scopes=[READ]), None)
+    ask(ref, EventHub.subscribe, sub("a", scopes=[READ]), None)
     assert captured.none()  # untracked: no presence change
-    ask(ref, "subscribe", sub("b", key="inst-b"), presence_entry("b-host"))
+    ask(ref, EventHub.subscribe, sub("b", key="inst-b"), presence_entry("b-host"))
     recipients, event, payload, versions, is_droppable = captured.next()
     assert set(recipients) == {"a", "b"} and event == "presence" and is_droppable is True
     assert versions == {"presence": 2, "health": 1}
     assert [e["reason"] for e in payload["presence"]] == ["self", "connect"]
     assert payload["presence"][1]["text"] == "Client: b-host · app 1.0 · mode ui · reason connect"
 
-    ask(ref, "unsubscribe", "b")
+    ask(ref, EventHub.unsubscribe, "b")
     recipients, event, payload, versions, _ = captured.next()
     assert recipients == ("a",) and versions["presence"] == 3
     assert payload["presence"][1]["reason"] == "disconnect"
-    assert ask(ref, "subscriber_count") == 1
-    ask(ref, "unsubscribe", "a")
+    assert ask(ref, EventHub.subscriber_count) == 1
+    ask(ref, EventHub.unsubscribe, "a")
     assert captured.none()
-    ask(ref, "unsubscribe", "never-subscribed")
+    ask(ref, EventHub.unsubscribe, "never-subscribed")
     assert captured.none()
 
 
 def test_hub_same_presence_key_two_sockets(hub):
     ref, captured = hub
-    ask(ref, "subscribe", sub("observer"), None)
-    ask(ref, "subscribe", sub("s1", key="same"), presence_entry("h"))
+    ask(ref, EventHub.subscribe, sub("observer"), None)
+    ask(ref, EventHub.subscribe, sub("s1", key="same"), presence_entry("h"))
     captured.next()
-    ask(ref, "subscribe", sub("s2", key="same"), presence_entry("h"))
+    ask(ref, EventHub.subscribe, sub("s2", key="same"), presence_entry("h"))
     _, _, payload, _, _ = captured.next()
     assert len(payload["presence"]) == 2  # one entry per key
-    ask(ref, "unsubscribe", "s1")
+    ask(ref, EventHub.unsubscribe, "s1")
     assert captured.none()  # s2 of the same client is still connected
-    ask(ref, "unsubscribe", "s2")
+    ask(ref, EventHub.unsubscribe, "s2")
     recipients, _, payload, _, _ = captured.next()
     assert recipients == ("observer",) and payload["presence"][1]["reason"] == "disconnect"
 
@@ -352,17 +352,17 @@ def test_hub_same_presence_key_two_sockets(hub):
 def test_hub_presence_order_newest_first(hub):
     ref, captured = hub
     for i in range(3):
-        ask(ref, "subscribe", sub(f"c{i}", key=f"k{i}"), presence_entry(f"h{i}"))
+        ask(ref, EventHub.subscribe, sub(f"c{i}", key=f"k{i}"), presence_entry(f"h{i}"))
         time.sleep(0.005)  # not a wait: the entries need distinct millisecond `ts` to be ordered by
-    hosts = [e["host"] for e in ask(ref, "presence")]
+    hosts = [e["host"] for e in ask(ref, EventHub.presence)]
     assert hosts == ["gw-host", "h2", "h1", "h0"]
 
 
 def test_hub_presence_is_bounded(hub):
     ref, _ = hub
     for i in range(210):
-        ask(ref, "subscribe", sub(f"c{i}", key=f"k{i}"), presence_entry(f"h{i}"))
-    listed = ask(ref, "presence")
+        ask(ref, EventHub.subscribe, sub(f"c{i}", key=f"k{i}"), presence_entry(f"h{i}"))
+    listed = ask(ref, EventHub.presence)
     assert len(listed) == 200 and listed[0]["reason"] == "self"
     hosts = {e["host"] for e in listed[1:]}
     assert "h209" in hosts and "h0" not in hosts  # the oldest were dropped
@@ -370,49 +370,49 @@ def test_hub_presence_is_bounded(hub):
 
 def test_hub_routes_events_by_visibility(hub):
     ref, captured = hub
-    ask(ref, "subscribe", sub("reader", scopes=[READ]), None)
-    ask(ref, "subscribe", sub("tools", scopes=[WRITE], caps=["tool-events"]), None)
-    ask(ref, "subscribe", sub("approver", scopes=[APPROVALS]), None)
-    ask(ref, "subscribe", sub("node", role="node"), None)
+    ask(ref, EventHub.subscribe, sub("reader", scopes=[READ]), None)
+    ask(ref, EventHub.subscribe, sub("tools", scopes=[WRITE], caps=["tool-events"]), None)
+    ask(ref, EventHub.subscribe, sub("approver", scopes=[APPROVALS]), None)
+    ask(ref, EventHub.subscribe, sub("node", role="node"), None)
 
-    ask(ref, "publish", "chat", {"state": "delta", "deltaText": "x"})
+    ask(ref, EventHub.publish, "chat", {"state": "delta", "deltaText": "x"})
     assert captured.next()[:2] == (("reader", "tools"), "chat")
-    ask(ref, "publish", "chat", {"state": "final"})
+    ask(ref, EventHub.publish, "chat", {"state": "final"})
     recipients, _, payload, versions, is_droppable = captured.next()
     assert recipients == ("reader", "tools") and is_droppable is False and versions is None
     assert payload == {"state": "final"}
-    ask(ref, "publish", "agent", {"stream": "tool", "data": {}})
+    ask(ref, EventHub.publish, "agent", {"stream": "tool", "data": {}})
     assert captured.next()[0] == ("tools",)
-    ask(ref, "publish", "exec.approval.requested", {"id": "ap"})
+    ask(ref, EventHub.publish, "exec.approval.requested", {"id": "ap"})
     assert captured.next()[0] == ("approver",)
-    ask(ref, "publish", "shutdown", {"reason": "gateway stopping", "restartExpectedMs": None})
+    ask(ref, EventHub.publish, "shutdown", {"reason": "gateway stopping", "restartExpectedMs": None})
     recipients, _, _, _, is_droppable = captured.next()
     assert set(recipients) == {"reader", "tools", "approver", "node"} and is_droppable is False
-    ask(ref, "publish", "made.up", {})
+    ask(ref, EventHub.publish, "made.up", {})
     assert captured.none()
 
 
 def test_hub_nobody_to_deliver_to(hub):
     ref, captured = hub
-    ask(ref, "publish", "chat", {"state": "final"})
+    ask(ref, EventHub.publish, "chat", {"state": "final"})
     assert captured.none()
 
 
 def test_hub_health_event_carries_both_versions(hub):
     ref, captured = hub
-    ask(ref, "subscribe", sub("n", role="node"), None)
-    ask(ref, "publish_health", {"ok": True})
+    ask(ref, EventHub.subscribe, sub("n", role="node"), None)
+    ask(ref, EventHub.publish_health, {"ok": True})
     recipients, event, payload, versions, is_droppable = captured.next()
     assert (recipients, event, payload, is_droppable) == (("n",), "health", {"ok": True}, True)
     assert versions == {"presence": 1, "health": 2}
-    assert ask(ref, "snapshot")["stateVersion"] == {"presence": 1, "health": 2}
+    assert ask(ref, EventHub.snapshot)["stateVersion"] == {"presence": 1, "health": 2}
 
 
 def test_hub_delivers_in_publish_order(hub):
     ref, captured = hub
-    ask(ref, "subscribe", sub("r", scopes=[READ]), None)
+    ask(ref, EventHub.subscribe, sub("r", scopes=[READ]), None)
     for i in range(50):
-        ref.tell(Call("publish", ("sessions.changed", {"i": i})))
+        tell(ref, EventHub.publish, "sessions.changed", {"i": i})
     assert [captured.next()[2]["i"] for _ in range(50)] == list(range(50))
 
 
@@ -521,12 +521,12 @@ def test_health_event_only_on_content_change(tmp_path):
 
     captured = Captured()
     hub_ref = EventHub.start(captured, {"host": "gw", "version": "2026.9.6"})
-    registry.register("events", hub_ref)
+    registry.register(EVENT_HUB.name, hub_ref)
     health_ref = HealthActor.start(str(tmp_path), "hybrid", period_s=0.1)
     try:
-        ask(hub_ref, "subscribe", sub("watcher", role="node"), None)
+        ask(hub_ref, EventHub.subscribe, sub("watcher", role="node"), None)
         assert captured.none(0.5)  # rebuilds every 0.1 s, but only ts/durationMs change
-        ask(health_ref, "set_sessions", "main", 3, [{"key": "agent:main:main", "updatedAt": 1, "age": 5}])
+        ask(health_ref, HealthActor.set_sessions, "main", 3, [{"key": "agent:main:main", "updatedAt": 1, "age": 5}])
         recipients, event, payload, versions, is_droppable = captured.next()
         assert (recipients, event, is_droppable) == (("watcher",), "health", True)
         assert versions == {"presence": 1, "health": 2}
@@ -535,13 +535,13 @@ def test_health_event_only_on_content_change(tmp_path):
         assert payload["sessions"]["path"] == str(tmp_path / "agents" / "main" / "sessions.sqlite")
         assert captured.none(0.4)  # unchanged again: no more events
         # only the age of a recent row changed: not a content change
-        ask(health_ref, "set_sessions", "main", 3, [{"key": "agent:main:main", "updatedAt": 1, "age": 9}])
+        ask(health_ref, HealthActor.set_sessions, "main", 3, [{"key": "agent:main:main", "updatedAt": 1, "age": 9}])
         assert captured.none(0.4)
-        ask(health_ref, "set_config_reload", {"mode": "hybrid", "status": "error", "lastReloadAt": 5,
+        ask(health_ref, HealthActor.set_config_reload, {"mode": "hybrid", "status": "error", "lastReloadAt": 5,
                                               "lastError": "bad", "pendingRestart": []})
         _, _, payload, versions, _ = captured.next()
         assert payload["configReload"]["status"] == "error" and versions["health"] == 3
     finally:
         health_ref.stop()
-        registry.unregister("events", hub_ref)
+        registry.unregister(EVENT_HUB.name, hub_ref)
         hub_ref.stop()

@@ -11,7 +11,7 @@ import pykka
 import pytest
 
 from actors import registry
-from actors.base import Call, GatewayActor
+from actors.base import GatewayActor, tell, tell_with_reply
 from actors.supervisor import ChildSpec, StartError, Supervisor
 
 Events = list[tuple[str, str]]
@@ -69,7 +69,7 @@ def crash(child_id: str) -> pykka.ActorRef:
     """Crash the current instance of `child_id` (a tell-ed Call without reply) and return it."""
     ref = registry.whereis(child_id)
     assert ref is not None, f"{child_id} is not running"
-    ref.tell(Call("crash"))
+    tell(ref, Worker.crash)
     return ref
 
 
@@ -230,7 +230,7 @@ def test_a_call_that_raises_is_not_a_crash():
         outcome.append(err)
         answered.set()
 
-    ref.tell(Call("crash", reply=reply))
+    tell_with_reply(ref, reply, Worker.crash)
     assert answered.wait(2) and isinstance(outcome[0], RuntimeError)
     with pytest.raises(RuntimeError):
         ref.proxy().crash().get(timeout=2)  # a pykka ask that raises: not a crash either

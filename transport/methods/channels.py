@@ -12,8 +12,10 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from actors.channels.host import ChannelDown
-from actors.channels.supervisor import CHANNELS
+from actors.agents.manager import AGENTS, AgentManager
+from actors.channels.host import ChannelDown, ChannelHost, host_name
+from actors.channels.supervisor import CHANNEL_SUPERVISOR, CHANNELS, ChannelSupervisor
+from actors.sessions.store import SESSIONS, SessionStore
 from transport import bridge
 from transport.methods import ADMIN, MAX_PROBE_MS, READ, WRITE, method
 from transport.protocol import NOT_LINKED, UNAVAILABLE, GatewayError, invalid
@@ -51,7 +53,7 @@ async def _account(entry: dict, probe: bool, timeout_s: float) -> dict:
     if not entry["hosted"]:
         return base
     try:
-        status = await bridge.ask(f"channel:{channel}", "status", timeout=5)
+        status = await bridge.ask_within(5, host_name(channel), ChannelHost.status)
     except bridge.ActorUnavailable:
         return base
     detail = status.pop("detail", {}) or {}
@@ -60,7 +62,7 @@ async def _account(entry: dict, probe: bool, timeout_s: float) -> dict:
     if probe and status.get("state") == "running":
         started = time.perf_counter()
         try:
-            result = await bridge.ask(f"channel:{channel}", "probe", timeout=timeout_s)
+            result = await bridge.ask_within(timeout_s, host_name(channel), ChannelHost.probe)
         except bridge.ActorUnavailable as exc:
             result = {"ok": False, "error": str(exc)}
         account["probe"] = {**result, "elapsedMs": int((time.perf_counter() - started) * 1000)}
@@ -70,7 +72,7 @@ async def _account(entry: dict, probe: bool, timeout_s: float) -> dict:
 
 @method("channels.status", scope=READ, params=StatusParams)
 async def channels_status(params: StatusParams, ctx) -> dict:
-    entries = [e for e in await bridge.ask("channels", "channels") if e["present"]]
+    entries = [e for e in await bridge.ask(CHANNEL_SUPERVISOR, ChannelSupervisor.channels) if e["present"]]
     timeout_s = max(1.0, params.timeoutMs / 1000)
     accounts = await asyncio.gather(*(_account(e, params.probe, timeout_s) for e in entries))
     order = [e["id"] for e in entries]
@@ -95,7 +97,7 @@ async def _known(params: ChannelParams) -> dict:
     if channel not in CHANNELS:
         raise invalid(f"unknown channel: {params.channel}")
     account = params.accountId or ACCOUNT
-    entry = next(e for e in await bridge.ask("channels", "channels") if e["id"] == channel)
+    entry = next(e for e in await bridge.ask(CHANNEL_SUPERVISOR, ChannelSupervisor.channels) if e["id"] == channel)
     if account != ACCOUNT or not entry["present"]:
         raise invalid(f"channel account not configured: {channel}/{account}")
     return entry
@@ -108,8 +110,8 @@ async def channels_start(params: ChannelParams, ctx) -> dict:
     if not entry["enabled"]:
         raise invalid(f"channel {channel} is disabled in config "
                       f"(openclaw config set channels.{channel}.enabled true)")
-    await bridge.ask("channels", "start_channel", channel)
-    status = await bridge.ask(f"channel:{channel}", "status")
+    await bridge.ask(CHANNEL_SUPERVISOR, ChannelSupervisor.start_channel, channel)
+    status = await bridge.ask(host_name(channel), ChannelHost.status)
     return {"ok": True, "channel": channel, "accountId": ACCOUNT,
             "running": status["state"] in ("starting", "running")}
 
@@ -118,7 +120,7 @@ async def channels_start(params: ChannelParams, ctx) -> dict:
 async def channels_stop(params: ChannelParams, ctx) -> dict:
     entry = await _known(params)
     if entry["hosted"]:
-        await bridge.ask(f"channel:{entry['id']}", "stop_process", timeout=15)
+        await bridge.ask_within(15, host_name(entry["id"]), ChannelHost.stop_process)
     return {"ok": True, "channel": entry["id"], "accountId": ACCOUNT, "running": False}
 
 
@@ -128,7 +130,8 @@ async def channels_logout(params: ChannelParams, ctx) -> dict:
     channel's own login and cursor state); config secrets stay. The channel's owner does both
     (actors/channels/credentials.py), so no restart of the channel can slip in between."""
     entry = await _known(params)
-    return await bridge.ask("channels", "logout", entry["id"], timeout=LOGOUT_TIMEOUT_S)
+    return await bridge.ask_within(LOGOUT_TIMEOUT_S, CHANNEL_SUPERVISOR, ChannelSupervisor.logout,
+                                   entry["id"])
 
 
 # --- send (§15.1) ---------------------------------------------------------------------------
@@ -156,7 +159,7 @@ def _send_text(params: SendParams) -> str:
 
 
 async def _send_channel(params: SendParams) -> str:
-    present = [e["id"] for e in await bridge.ask("channels", "channels") if e["present"]]
+    present = [e["id"] for e in await bridge.ask(CHANNEL_SUPERVISOR, ChannelSupervisor.channels) if e["present"]]
     if params.channel is None or not params.channel.strip():
         if len(present) > 1:
             raise invalid("channel is required when multiple channels are configured")
@@ -187,33 +190,33 @@ async def send(params: SendParams, ctx) -> dict:
         raise GatewayError(NOT_LINKED, f"{channel} account {account} is not linked")
     key = params.idempotencyKey
     dedupe_key = f"send:{key}"
-    if await bridge.ask("agents", "claim", dedupe_key, key) is not None:
-        shared = await bridge.ask("agents", "wait_call", dedupe_key, timeout=DELIVER_TIMEOUT_S + 15)
+    if await bridge.ask(AGENTS, AgentManager.claim, dedupe_key, key) is not None:
+        shared = await bridge.ask_within(DELIVER_TIMEOUT_S + 15, AGENTS, AgentManager.wait_call, dedupe_key)
         if shared["error"]:
             raise _send_error(tuple(shared["error"]))
         return shared["payload"]
     try:
-        result = await bridge.ask(f"channel:{channel}", "deliver", params.to, text,
-                                  timeout=DELIVER_TIMEOUT_S)
+        result = await bridge.ask_within(DELIVER_TIMEOUT_S, host_name(channel), ChannelHost.deliver,
+                                         params.to, text)
     except (ChannelDown, bridge.ActorUnavailable) as exc:
         message = str(exc) if isinstance(exc, ChannelDown) else \
             f"channel {channel} is not running ({await _state(channel)})"
-        bridge.tell("agents", "finish_call", dedupe_key, None, (UNAVAILABLE, message), keep=False)
+        bridge.tell(AGENTS, AgentManager.finish_call, dedupe_key, None, (UNAVAILABLE, message), keep=False)
         raise GatewayError(UNAVAILABLE, message, retryable=True) from None
     except BaseException:
-        bridge.tell("agents", "finish_call", dedupe_key, None,
+        bridge.tell(AGENTS, AgentManager.finish_call, dedupe_key, None,
                     (UNAVAILABLE, "send failed"), keep=False)
         raise
     if not result.get("ok"):
         error = (UNAVAILABLE, f"{channel} delivery failed: {result.get('error') or 'unknown error'}")
-        bridge.tell("agents", "finish_call", dedupe_key, None, error)
+        bridge.tell(AGENTS, AgentManager.finish_call, dedupe_key, None, error)
         raise _send_error(error)
     payload = {"runId": key, "messageId": str(result.get("messageId") or ""), "channel": channel,
                "accountId": ACCOUNT}
-    bridge.tell("agents", "finish_call", dedupe_key, payload)
+    bridge.tell(AGENTS, AgentManager.finish_call, dedupe_key, payload)
     if params.sessionKey:
         try:
-            await bridge.ask("sessions", "append", params.sessionKey, {
+            await bridge.ask(SESSIONS, SessionStore.append, params.sessionKey, {
                 "role": "assistant", "content": [{"type": "text", "text": text}], "runId": key,
                 "timestamp": now_ms()})
         except Exception as exc:  # noqa: BLE001 - delivered already: the send succeeded
@@ -223,6 +226,6 @@ async def send(params: SendParams, ctx) -> dict:
 
 async def _state(channel: str) -> str:
     try:
-        return (await bridge.ask(f"channel:{channel}", "status", timeout=5))["state"]
+        return (await bridge.ask_within(5, host_name(channel), ChannelHost.status))["state"]
     except Exception:  # noqa: BLE001 - no host: the channel is stopped (disabled)
         return "stopped"

@@ -17,11 +17,11 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from actors.agents.manager import ENDED_TTL_S, Claim, RunError
+from actors.agents.manager import AGENTS, ENDED_TTL_S, AgentManager, Claim, RunError
 from actors.agents.providers import NoProviderError, resolve_candidates
 from actors.agents.run import RunOutcome, RunSpec
 from actors.sessions.keys import SessionKeyError, agent_id_of, main_key, normalize_key, valid_agent_id
-from actors.sessions.store import LABEL_MAX, SessionError, model_ref
+from actors.sessions.store import LABEL_MAX, SESSIONS, SessionError, SessionStore, model_ref
 from transport import bridge
 from transport.methods import ADMIN, MAX_RUN_S, WRITE, method
 from transport.protocol import AGENT_TIMEOUT, UNAVAILABLE, GatewayError, invalid
@@ -128,12 +128,12 @@ def content_parts(ctx, text: str, attachments: list[Attachment]) -> list[dict]:
 
 
 async def _claim(dedupe_key: str, run_id: str) -> Claim | None:
-    return await bridge.ask("agents", "claim", dedupe_key, run_id)
+    return await bridge.ask(AGENTS, AgentManager.claim, dedupe_key, run_id)
 
 
 async def _model_ref(ctx, key: str) -> str | None:
     """The session's model override as `provider/model`; checks that a provider is usable."""
-    row = await bridge.ask("sessions", "row", key)
+    row = await bridge.ask(SESSIONS, SessionStore.row, key)
     ref = model_ref(row) if row else None
     try:
         resolve_candidates(ctx.state.snapshot.config, ref)
@@ -150,8 +150,8 @@ async def start_run(ctx, *, kind: str, key: str, run_id: str, dedupe_key: str, p
     try:
         ref = await _model_ref(ctx, key)
         if label is not None:
-            await bridge.ask("sessions", "patch", key, {"label": label})
-        recorded = await bridge.ask("sessions", "record_turn", key, {
+            await bridge.ask(SESSIONS, SessionStore.patch, key, {"label": label})
+        recorded = await bridge.ask(SESSIONS, SessionStore.record_turn, key, {
             "role": "user", "content": parts, "runId": run_id, "timestamp": now_ms()},
             expected_session_id=expected_session_id)
         session = recorded["session"]
@@ -160,9 +160,9 @@ async def start_run(ctx, *, kind: str, key: str, run_id: str, dedupe_key: str, p
                        session_id=session["sessionId"], kind=kind, config=ctx.state.snapshot.config,
                        model_ref=ref, timeout_ms=timeout_ms, message=text,
                        extra_system_prompt=extra_system_prompt, accepted_at=now_ms())
-        return await bridge.ask("agents", "submit", spec, dedupe_key)
+        return await bridge.ask(AGENTS, AgentManager.submit, spec, dedupe_key)
     except BaseException as exc:
-        bridge.tell("agents", "release", dedupe_key)
+        bridge.tell(AGENTS, AgentManager.release, dedupe_key)
         if isinstance(exc, (SessionError, RunError)):
             raise invalid(str(exc)) from None
         raise
@@ -183,7 +183,7 @@ async def chat_send(params: SendParams, ctx) -> dict:
         raise invalid("invalid chat.send params: message: must be non-empty without attachments")
     command = params.message.strip()
     if command == "/stop":
-        result = await bridge.ask("agents", "abort", key, None)
+        result = await bridge.ask(AGENTS, AgentManager.abort, key, None)
         return {"runId": run_id, "status": "ok", "aborted": result["aborted"],
                 "runIds": result["runIds"]}
     if command in ctx.state.snapshot.config.session.reset_triggers:
@@ -210,9 +210,9 @@ async def _reset_command(ctx, key: str, run_id: str, command: str) -> dict:
     if not ctx.has_scope(ADMIN):
         raise GatewayError("FORBIDDEN", f"missing scope: {ADMIN}",
                            details={"code": "MISSING_SCOPE", "missingScope": ADMIN})
-    await bridge.ask("agents", "abort", key, None)
-    await bridge.ask("sessions", "get_or_create", key)
-    entry = await bridge.ask("sessions", "reset", key, reason="new" if command == "/new" else "reset")
+    await bridge.ask(AGENTS, AgentManager.abort, key, None)
+    await bridge.ask(SESSIONS, SessionStore.get_or_create, key)
+    entry = await bridge.ask(SESSIONS, SessionStore.reset, key, reason="new" if command == "/new" else "reset")
     return {"runId": run_id, "status": "ok", "reset": True, "sessionId": entry["sessionId"]}
 
 
@@ -222,7 +222,7 @@ async def _reset_command(ctx, key: str, run_id: str, command: str) -> dict:
 async def chat_abort(params: AbortParams, ctx) -> dict:
     key = _session_key("chat.abort", params.sessionKey)
     try:
-        return await bridge.ask("agents", "abort", key, params.runId or None)
+        return await bridge.ask(AGENTS, AgentManager.abort, key, params.runId or None)
     except RunError as exc:
         raise invalid(str(exc)) from None
 
@@ -236,7 +236,7 @@ async def _agent_key(params: AgentParams) -> str:
     if not valid_agent_id(agent_id):
         raise invalid(f"invalid agent params: agentId: invalid agent id: {params.agentId}")
     if params.sessionId:
-        key = await bridge.ask("sessions", "key_of", params.sessionId, agent_id)
+        key = await bridge.ask(SESSIONS, SessionStore.key_of, params.sessionId, agent_id)
         if key is None:
             raise invalid(f"unknown sessionId: {params.sessionId}")
         return key
@@ -265,7 +265,7 @@ async def agent(params: AgentParams, ctx) -> dict:
                     extra_system_prompt=params.extraSystemPrompt, label=params.label)
     if ctx.early is not None:
         ctx.early({"runId": run_id, "status": "accepted", "acceptedAt": now_ms()})
-    outcome = await bridge.ask("agents", "result", run_id, timeout=None)
+    outcome = await bridge.ask_within(None, AGENTS, AgentManager.result, run_id)
     return agent_final(outcome)
 
 
@@ -296,5 +296,4 @@ async def agent_wait(params: WaitParams, ctx) -> dict:
     timeout_ms = params.timeoutMs
     if ctx.state.phase == DRAINING or (owner is not None and owner not in ctx.state.connections):
         timeout_ms = 0  # the drain does not wait on waits; a closed socket waits for nothing
-    return await bridge.ask("agents", "wait", run_id, timeout_ms, owner,
-                            timeout=timeout_ms / 1000 + 30)
+    return await bridge.ask_within(timeout_ms / 1000 + 30, AGENTS, AgentManager.wait, run_id, timeout_ms, owner)

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Callable, Concatenate, ParamSpec
 
 import json5
 import msgspec
 from msgspec import Meta
 
+from actors.config.actor import CONFIG, ConfigActor
 from actors.config.load import ConfigSnapshot, effective, redact
 from actors.config.write import WriteError, WriteResult, first_leaf
 from lifecycle.reload import apply_snapshot
@@ -46,7 +47,7 @@ class PatchParams(_WriteParams, forbid_unknown_fields=True):
 
 @method("config.get", scope=READ, params=NoParams)
 async def config_get(params: NoParams, ctx) -> dict:
-    return await bridge.ask("config", "get_payload")
+    return await bridge.ask(CONFIG, ConfigActor.get_payload)
 
 
 @method("config.patch", scope=ADMIN, params=PatchParams)
@@ -54,7 +55,7 @@ async def config_patch(params: PatchParams, ctx) -> dict:
     check_control_plane(ctx, "config.patch")
     patch = _parse_raw("config.patch", params.raw)
     required = f"config base hash required for {first_leaf(patch)}; re-run config.get and retry"
-    result = await _ask_write("patch", patch, params.base_hash, list(params.replace_paths), required)
+    result = await _ask_write(ConfigActor.patch, patch, params.base_hash, list(params.replace_paths), required)
     return await _answer(ctx, "config.patch", result, params)
 
 
@@ -72,7 +73,7 @@ async def _replace(name: str, params: SetParams | ApplyParams, ctx) -> dict:
     """config.set and config.apply: `raw` is the whole new file."""
     check_control_plane(ctx, name)
     doc = _parse_raw(name, params.raw)
-    result = await _ask_write("replace", doc, params.base_hash, BASE_REQUIRED)
+    result = await _ask_write(ConfigActor.replace, doc, params.base_hash, BASE_REQUIRED)
     return await _answer(ctx, name, result, params)
 
 
@@ -90,9 +91,13 @@ def _parse_raw(name: str, raw: str) -> dict:
     return doc
 
 
-async def _ask_write(action: str, *args: Any) -> WriteResult:
+P = ParamSpec("P")
+
+
+async def _ask_write(method: Callable[Concatenate[ConfigActor, P], WriteResult],
+                     /, *args: P.args, **kwargs: P.kwargs) -> WriteResult:
     try:
-        return await bridge.ask("config", action, *args, timeout=WRITE_TIMEOUT_S)
+        return await bridge.ask_within(WRITE_TIMEOUT_S, CONFIG, method, *args, **kwargs)
     except WriteError as err:
         details = msgspec.UNSET
         if err.issues:
@@ -123,10 +128,10 @@ async def _apply(ctx, snapshot: ConfigSnapshot, reason: str, delay_ms: int) -> d
 async def append_allowlist(ctx, entries: list[dict]) -> None:
     """`exec.approval.resolve` with `allow-always` (protocol §17.2): the entries join
     `tools.exec.allowlist` in the authored file, applied like any config.patch (hot)."""
-    snapshot: ConfigSnapshot = await bridge.ask("config", "snapshot")
+    snapshot: ConfigSnapshot = await bridge.ask(CONFIG, ConfigActor.snapshot)
     authored = snapshot.parsed if isinstance(snapshot.parsed, dict) else {}
     current = (((authored.get("tools") or {}).get("exec") or {}).get("allowlist")) or []
     patch = {"tools": {"exec": {"allowlist": [*current, *entries]}}}
-    result = await _ask_write("patch", patch, snapshot.hash, [], BASE_REQUIRED)
+    result = await _ask_write(ConfigActor.patch, patch, snapshot.hash, [], BASE_REQUIRED)
     if result.changed:
         await _apply(ctx, result.snapshot, "exec.approval.resolve", DEFAULT_RESTART_DELAY_MS)

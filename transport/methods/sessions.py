@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Concatenate, Literal, ParamSpec, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from actors.agents.manager import AGENTS, AgentManager
 from actors.agents.providers import NoProviderError, resolve_candidates
 from actors.agents.run import RunSpec
 from actors.sessions.keys import DEFAULT_AGENT_ID, SessionKeyError, normalize_key
-from actors.sessions.store import LABEL_MAX, SessionError, model_ref
+from actors.sessions.store import LABEL_MAX, SESSIONS, SessionError, SessionStore, model_ref
 from transport import bridge
 from transport.methods import ADMIN, MAX_COUNT, READ, WRITE, method
 from transport.protocol import UNAVAILABLE, GatewayError, decode_json, invalid
@@ -102,9 +103,13 @@ def _key(name: str, value: str) -> str:
     return value.strip()
 
 
-async def _ask(action: str, *args: Any, **kwargs: Any) -> Any:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+async def _ask(method: Callable[Concatenate[SessionStore, P], R], /, *args: P.args, **kwargs: P.kwargs) -> R:
     try:
-        return await bridge.ask("sessions", action, *args, **kwargs)
+        return await bridge.ask(SESSIONS, method, *args, **kwargs)
     except SessionError as exc:
         raise invalid(str(exc)) from None
 
@@ -120,7 +125,7 @@ _lists_in_flight: dict[tuple, asyncio.Future] = {}
 
 
 async def _list_encoded(**kwargs: Any) -> msgspec.Raw:
-    return msgspec.Raw(msgspec.json.encode(await _ask("list", **kwargs)))
+    return msgspec.Raw(msgspec.json.encode(await _ask(SessionStore.list, **kwargs)))
 
 
 @method("sessions.list", scope=READ, params=ListParams)
@@ -142,7 +147,7 @@ async def sessions_list(params: ListParams, ctx) -> msgspec.Raw:
 
 @method("sessions.preview", scope=READ, params=PreviewParams)
 async def sessions_preview(params: PreviewParams, ctx) -> dict:
-    return await _ask("preview", list(params.keys), limit=params.limit, maxChars=params.maxChars)
+    return await _ask(SessionStore.preview, list(params.keys), limit=params.limit, maxChars=params.maxChars)
 
 
 @method("sessions.patch", scope=WRITE, params=PatchParams, scope_of=patch_scope)
@@ -154,9 +159,9 @@ async def sessions_patch(params: PatchParams, ctx) -> dict:
         value = fields.get(name)
         if isinstance(value, str) and not value.strip():
             raise invalid(f"invalid sessions.patch params: {name}: must be non-empty")
-    entry = await _ask("patch", key, fields)
-    path = await _ask("path", entry.get("agentId") or DEFAULT_AGENT_ID)
-    base = await _ask("defaults")
+    entry = await _ask(SessionStore.patch, key, fields)
+    path = await _ask(SessionStore.path, entry.get("agentId") or DEFAULT_AGENT_ID)
+    base = await _ask(SessionStore.defaults)
     if entry.get("model"):
         resolved = {"modelProvider": entry.get("modelProvider"), "model": entry["model"]}
     else:
@@ -169,7 +174,7 @@ async def sessions_patch(params: PatchParams, ctx) -> dict:
 async def sessions_reset(params: ResetParams, ctx) -> dict:
     key = _key("sessions.reset", params.key)
     await _abort_runs(key)
-    entry = await _ask("reset", key, reason=params.reason)
+    entry = await _ask(SessionStore.reset, key, reason=params.reason)
     return {"ok": True, "key": entry["key"], "entry": entry}
 
 
@@ -177,12 +182,12 @@ async def sessions_reset(params: ResetParams, ctx) -> dict:
 async def sessions_delete(params: DeleteParams, ctx) -> dict:
     key = _key("sessions.delete", params.key)
     await _abort_runs(key)
-    return await _ask("delete", key, delete_transcript=params.deleteTranscript)
+    return await _ask(SessionStore.delete, key, delete_transcript=params.deleteTranscript)
 
 
 async def _abort_runs(key: str) -> None:
     """§13.5, §13.6: a reset or delete first stops the session's runs."""
-    await bridge.ask("agents", "abort", history_key(key), None)
+    await bridge.ask(AGENTS, AgentManager.abort, history_key(key), None)
 
 
 @method("chat.history", scope=READ, params=HistoryParams)
@@ -191,8 +196,8 @@ async def chat_history(params: HistoryParams, ctx) -> dict:
     if not key:
         raise invalid("invalid chat.history params: sessionKey: must be non-empty")
     history, running = await asyncio.gather(
-        _ask("history", key, limit=params.limit, max_chars=params.maxChars),
-        bridge.ask("agents", "in_flight", history_key(key)))
+        _ask(SessionStore.history, key, limit=params.limit, max_chars=params.maxChars),
+        bridge.ask(AGENTS, AgentManager.in_flight, history_key(key)))
     history["inFlightRun"] = running
     return history
 
@@ -209,9 +214,9 @@ async def sessions_compact(params: CompactParams, ctx) -> dict:
     """§13.7: runs on the session's agent actor, so it waits for no turn and no turn runs
     while the transcript is rewritten."""
     key = history_key(_key("sessions.compact", params.key))
-    if await bridge.ask("agents", "active", key):
+    if await bridge.ask(AGENTS, AgentManager.active, key):
         raise GatewayError(UNAVAILABLE, "session has an active run", retryable=True)
-    row = await _ask("row", key)
+    row = await _ask(SessionStore.row, key)
     if row is None:
         return {"ok": True, "key": key, "compacted": False, "reason": "no-session"}
     if params.maxLines is None:
@@ -224,8 +229,8 @@ async def sessions_compact(params: CompactParams, ctx) -> dict:
                    kind="compact", config=ctx.state.snapshot.config, model_ref=model_ref(row),
                    compact_lines=params.maxLines,
                    timeout_ms=ctx.state.snapshot.config.agents.defaults.timeout_seconds * 1000)
-    await bridge.ask("agents", "submit", spec)
-    outcome = await bridge.ask("agents", "result", spec.run_id, timeout=None)
+    await bridge.ask(AGENTS, AgentManager.submit, spec)
+    outcome = await bridge.ask_within(None, AGENTS, AgentManager.result, spec.run_id)
     if outcome.status != "ok" or outcome.result is None:
         raise GatewayError(UNAVAILABLE, f"compaction failed: {outcome.error or outcome.status}")
     return {"ok": True, "key": row["key"], **outcome.result}

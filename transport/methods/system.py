@@ -9,7 +9,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from actors.health import DEFAULT_AGENT_ID
+from actors.agents.manager import AGENTS, AgentManager
+from actors.events import EVENT_HUB, EventHub
+from actors.health import DEFAULT_AGENT_ID, HEALTH, HealthActor
 from transport import bridge
 from transport.methods import ADMIN, MAX_PROBE_MS, READ, NoParams, method
 from transport.protocol import PROJECT_VERSION, SERVER_VERSION
@@ -29,7 +31,7 @@ async def health_summary(state, probe: bool = False, timeout_ms: int = 10000) ->
     cached = None if probe else state.cached_health()
     if cached is not None:
         return cached
-    return await bridge.ask("health", "summary", timeout=max(timeout_ms, 1000) / 1000)
+    return await bridge.ask_within(max(timeout_ms, 1000) / 1000, HEALTH, HealthActor.summary)
 
 
 @method("health", scope=READ, params=HealthParams)
@@ -39,7 +41,7 @@ async def health(params: HealthParams, ctx) -> dict:
 
 @method("system-presence", scope=READ, params=NoParams)
 async def system_presence(params: NoParams, ctx) -> list:
-    return await bridge.ask("events", "presence")
+    return await bridge.ask(EVENT_HUB, EventHub.presence)
 
 
 @method("status", scope=READ, params=StatusParams)
@@ -68,7 +70,7 @@ async def status(params: StatusParams, ctx) -> dict:
         result["processMemory"] = {"rssBytes": rss_bytes()}
         # What long-lived requests hold (issue 11): a leak of waiters shows here first.
         result["requests"] = {"inFlight": state.in_flight,
-                              "agentWaits": await bridge.ask("agents", "wait_count", timeout=5)}
+                              "agentWaits": await bridge.ask_within(5, AGENTS, AgentManager.wait_count)}
     return result
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 from msgspec import Meta
 
+from actors.agents.manager import AGENTS, AgentManager
 from actors.sessions.keys import SessionKeyError, agent_id_of, main_key, normalize_key
 from actors.tools.approvals import ApprovalError
-from actors.tools.executor import ToolOutcome, ToolRequest, UnknownTool
+from actors.tools.executor import TOOLS, ToolExecutor, ToolOutcome, ToolRequest, UnknownTool
 from actors.tools.fs import ToolArgsError
 from transport import bridge
 from transport.methods import APPROVALS, WRITE, NoParams, method
@@ -60,26 +61,26 @@ async def invoke_tool(request: ToolRequest, dedupe: str | None = None) -> ToolOu
     if dedupe is None:
         return await _invoke(request)
     key = f"tools.invoke:{dedupe}"
-    if await bridge.ask("agents", "claim", key, request.call_id) is not None:
-        shared = await bridge.ask("agents", "wait_call", key, timeout=INVOKE_TIMEOUT_S)
+    if await bridge.ask(AGENTS, AgentManager.claim, key, request.call_id) is not None:
+        shared = await bridge.ask_within(INVOKE_TIMEOUT_S, AGENTS, AgentManager.wait_call, key)
         if shared["error"]:
             raise GatewayError(*shared["error"])
         return msgspec.convert(shared["payload"], ToolOutcome)
     try:
         outcome = await _invoke(request)
     except GatewayError as exc:
-        bridge.tell("agents", "finish_call", key, None, (exc.code, exc.message), keep=False)
+        bridge.tell(AGENTS, AgentManager.finish_call, key, None, (exc.code, exc.message), keep=False)
         raise
     except BaseException:
-        bridge.tell("agents", "finish_call", key, None, (UNAVAILABLE, "tool call failed"), keep=False)
+        bridge.tell(AGENTS, AgentManager.finish_call, key, None, (UNAVAILABLE, "tool call failed"), keep=False)
         raise
-    bridge.tell("agents", "finish_call", key, msgspec.to_builtins(outcome))
+    bridge.tell(AGENTS, AgentManager.finish_call, key, msgspec.to_builtins(outcome))
     return outcome
 
 
 async def _invoke(request: ToolRequest) -> ToolOutcome:
     try:
-        return await bridge.ask("tools", "invoke", request, timeout=INVOKE_TIMEOUT_S)
+        return await bridge.ask_within(INVOKE_TIMEOUT_S, TOOLS, ToolExecutor.invoke, request)
     except (UnknownTool, ToolArgsError) as exc:
         raise invalid(str(exc)) from None
     except bridge.ActorUnavailable as exc:
@@ -101,7 +102,7 @@ async def tools_invoke(params: InvokeParams, ctx) -> dict:
 
 @method("exec.approval.list", scope=APPROVALS, params=NoParams)
 async def approval_list(params: NoParams, ctx) -> dict:
-    return {"approvals": await _tools("approvals")}
+    return {"approvals": await _tools(ToolExecutor.approvals)}
 
 
 @method("exec.approval.resolve", scope=APPROVALS, params=ResolveParams)
@@ -111,7 +112,7 @@ async def approval_resolve(params: ResolveParams, ctx) -> dict:
     caller = ctx.caller
     resolved_by = caller.display_name or caller.client_id or caller.conn_id
     try:
-        result = await _tools("resolve_approval", params.id.strip(), params.decision, resolved_by)
+        result = await _tools(ToolExecutor.resolve_approval, params.id.strip(), params.decision, resolved_by)
     except ApprovalError as exc:
         raise GatewayError(exc.code, str(exc)) from None
     if result["entries"]:
@@ -119,9 +120,13 @@ async def approval_resolve(params: ResolveParams, ctx) -> dict:
     return {"ok": True}
 
 
-async def _tools(action: str, *args: Any) -> Any:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+async def _tools(method: Callable[Concatenate[ToolExecutor, P], R], /, *args: P.args, **kwargs: P.kwargs) -> R:
     try:
-        return await bridge.ask("tools", action, *args)
+        return await bridge.ask(TOOLS, method, *args, **kwargs)
     except bridge.ActorUnavailable as exc:
         raise GatewayError(UNAVAILABLE, f"tool executor unavailable: {exc}", retryable=True) from None
 
