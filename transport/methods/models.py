@@ -3,6 +3,8 @@ read from the applied config snapshot on the loop (no actor round trip)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from actors.config.schema import Config
@@ -21,7 +23,7 @@ def model_entries(config: Config) -> list[dict]:
     entries = [{"id": "echo", "name": "echo", "provider": "offline"}]
     for provider_id, provider in config.models.providers.items():
         for model in provider.models:
-            entry = {"id": model.id, "name": model.name or model.id, "provider": provider_id}
+            entry: dict[str, Any] = {"id": model.id, "name": model.name or model.id, "provider": provider_id}
             if model.context_window is not None:
                 entry["contextWindow"] = model.context_window
             if model.max_tokens is not None:
