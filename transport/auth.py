@@ -136,7 +136,9 @@ def origin_allowed(origin: str, host: str | None, allowed: list[str]) -> bool:
     if origin in allowed:
         return True
     parts = urlsplit(origin)
-    return bool(host) and parts.netloc.lower() == host.lower() and parts.scheme in ("http", "https")
+    if not host:
+        return False
+    return parts.netloc.lower() == host.lower() and parts.scheme in ("http", "https")
 
 
 def lockout_error(retry_after_ms: int) -> GatewayError:
