@@ -98,6 +98,7 @@ class _Guard:
         if self.removed:
             return
         self.paused = False
+        assert self.handler is not None  # set right after the guard is made
         self.loop.add_handler(self.sock, self.handler, IOLoop.READ)
 
     def remove(self) -> None:
