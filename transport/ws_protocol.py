@@ -7,10 +7,11 @@ import asyncio
 import logging
 import socket
 import struct
+import typing
 from typing import Any
 
 from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClosedError, WebSocketProtocol13
+from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
 from transport.protocol import CLOSE_INVALID_DATA, CLOSE_TOO_BIG
 
@@ -61,7 +62,8 @@ class LingeringProtocol(WebSocketProtocol13):
             self._invalid_text = True
             log.info("invalid UTF-8 in a text frame from %s; closing 1007",
                      getattr(self.handler, "conn_id", "?"))
-            self.handler.close(CLOSE_INVALID_DATA, "invalid UTF-8")
+            # Tornado types the handler as its delegate protocol; ours is a WebSocketHandler.
+            typing.cast(WebSocketHandler, self.handler).close(CLOSE_INVALID_DATA, "invalid UTF-8")
             return None
         return self._run_callback(self.handler.on_message, decoded)
 
