@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import typing
 from typing import Any
 
 import msgspec
 import tornado.web
 from tornado import httputil
+from tornado.http1connection import HTTP1Connection
 from tornado.iostream import IOStream, StreamClosedError
 
 from transport.auth import is_loopback_request, lockout_error, request_client_ip, secret_equal
@@ -203,7 +205,9 @@ class BearerBody(_Base):
             return answer_early(self, self.rejection(self._auth))
         length = self.request.headers.get("Content-Length", "")
         declared = int(length) if length.isdigit() and isinstance(self._auth, Caller) else 0
-        self.request.connection.set_max_body_size(max(4 * self.limit, min(declared, 1 << 30)))
+        # Tornado types the connection as its interface; the HTTP/1 server's has the body limit.
+        connection = typing.cast(HTTP1Connection, self.request.connection)
+        connection.set_max_body_size(max(4 * self.limit, min(declared, 1 << 30)))
 
     def data_received(self, chunk: bytes) -> None:
         self._size += len(chunk)
