@@ -104,8 +104,8 @@ class Handshake:
         try:
             params = decode_json(frame.params, ConnectParams)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            problem = describe_validation_error(exc) if isinstance(exc, msgspec.ValidationError) else str(exc)
-            raise Refused(invalid(f"invalid connect params: {problem}"), CLOSE_POLICY) from None
+            detail = describe_validation_error(exc) if isinstance(exc, msgspec.ValidationError) else str(exc)
+            raise Refused(invalid(f"invalid connect params: {detail}"), CLOSE_POLICY) from None
         problem = connect_params_problem(params)
         if problem is not None:
             raise Refused(invalid(f"invalid connect params: {problem}"), CLOSE_POLICY)
