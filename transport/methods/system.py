@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
@@ -48,7 +48,7 @@ async def system_presence(params: NoParams, ctx) -> list:
 async def status(params: StatusParams, ctx) -> dict:
     state = ctx.state
     summary = await health_summary(state)
-    result = {
+    result: dict[str, Any] = {
         "runtimeVersion": SERVER_VERSION,
         "heartbeat": {"defaultAgentId": DEFAULT_AGENT_ID,
                       "agents": [{"agentId": DEFAULT_AGENT_ID, "enabled": False,
