@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -142,7 +142,7 @@ async def _model_ref(ctx, key: str) -> str | None:
     return ref
 
 
-async def start_run(ctx, *, kind: str, key: str, run_id: str, dedupe_key: str, parts: list[dict],
+async def start_run(ctx, *, kind: Literal["chat", "agent"], key: str, run_id: str, dedupe_key: str, parts: list[dict],
                     text: str, timeout_ms: int, expected_session_id: str | None = None,
                     extra_system_prompt: str | None = None, label: str | None = None) -> dict:
     """Claimed already: check the provider, commit the user turn, queue the run. Releases the
