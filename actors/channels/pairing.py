@@ -168,6 +168,7 @@ class PairingStore(GatewayActor):
         if cached is not None and cached.stamp == stamp:
             return cached.value
         try:
+            value: Any
             with open(path, "rb") as f:
                 value, corrupt = msgspec.json.decode(f.read(), type=kind), False
         except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
