@@ -78,6 +78,8 @@ class Clock:
                     self._cancelled -= 1
                     continue
                 timer.fn = None
+            if fn is None:  # fired already: a timer runs once
+                continue
             try:
                 fn()
             except Exception:  # noqa: BLE001 - one bad callback must not stop the clock
