@@ -13,12 +13,13 @@ import logging
 import os
 import sys
 import time
+import typing
 import uuid
 from typing import Any
 
 import msgspec
 import tornado.websocket
-from tornado.websocket import WebSocketClosedError, WebSocketProtocol13
+from tornado.websocket import WebSocketClosedError, WebSocketProtocol, WebSocketProtocol13
 
 from actors.agents.manager import AGENTS, AgentManager
 from actors.events import EVENT_HUB, EventHub, Subscriber
@@ -143,7 +144,7 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
     def max_message_size(self) -> int:
         return MAX_HANDSHAKE_FRAME
 
-    def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
+    def get_websocket_protocol(self) -> WebSocketProtocol | None:
         proto = super().get_websocket_protocol()
         if isinstance(proto, WebSocketProtocol13):
             # Tornado has no factory hook: ours is built from the parameters Tornado chose.
@@ -272,7 +273,8 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         self.caller = Caller(self.conn_id, role, granted, self.remote_ip, self.loopback,
                              sys.intern(client.id), sys.intern(client.mode), device_id, caps,
                              client.display_name or "")
-        self.ws_connection.params.max_message_size = MAX_PAYLOAD
+        # Ours is always a LingeringProtocol (get_websocket_protocol); Tornado types the base.
+        typing.cast(WebSocketProtocol13, self.ws_connection).params.max_message_size = MAX_PAYLOAD
         if self._timer is not None:
             self._timer.cancel()  # the handshake timeout; _schedule_tick below takes its place
         self.nonce = ""  # signed by the device during the handshake; not needed any more
@@ -340,6 +342,7 @@ class GatewaySocket(tornado.websocket.WebSocketHandler):
         started = time.perf_counter()
         if self.state.verbose:
             log.debug("→ req %s %s", frame.id, frame.method, extra={"connId": self.conn_id})
+        assert self.caller is not None  # requests are read only after the handshake
         try:
             payload = await dispatch(self.state, self.caller, frame.method, frame.params,
                                      lambda first: self._write(encode_ok(frame.id, first)))
