@@ -96,7 +96,7 @@ def decode_params(spec: Method, raw: bytes | msgspec.Raw) -> Any:
 
 
 async def dispatch(state: GatewayState, caller: Caller, method: str, raw_params: bytes | msgspec.Raw,
-                   early: Callable[[Any], None] | None = None) -> Any:
+                   early: Callable[[Any], object] | None = None) -> Any:
     """Run one request; raises GatewayError for every failure the client should see."""
     spec = table().get(method)
     if spec is None:
