@@ -21,7 +21,7 @@ from actors.agents.manager import AGENTS, AgentManager
 from actors.channels.pairing import PAIRING_STORE, PairingStore
 from actors.channels.router import CHANNEL_ROUTER, ChannelRouter, route
 from actors.channels.supervisor import CHANNEL_SUPERVISOR, ChannelSupervisor
-from actors.config.actor import CONFIG, ConfigActor
+from actors.config.actor import CONFIG
 from actors.config.settings import StartupRefusal
 from actors.config.watcher import WATCHER, WatcherActor
 from actors.events import EVENT_HUB, EventHub
@@ -33,7 +33,15 @@ from actors.tools.executor import TOOLS, ToolExecutor, workspace_dir
 from lifecycle import ports
 from lifecycle.lock import InstanceLock, audit_async, flush_audit
 from lifecycle.logsetup import configure_logging
-from lifecycle.reload import credential_refusal, invalid_summary, make_on_change, reload_from_file, set_reload_status
+from lifecycle.reload import (
+    config_actor_factory,
+    credential_refusal,
+    install,
+    invalid_summary,
+    make_on_change,
+    reload_from_file,
+    set_reload_status,
+)
 from lifecycle.restart import RESTART_EXPECTED_MS, RestartRequest, RestartScheduler
 from lifecycle.startup import Plan, RunOptions, load_for_boot, plan
 from transport import bridge, methods
@@ -84,8 +92,9 @@ class Gateway:
             snapshot=startup.snapshot, auth=startup.auth, state_dir=str(state_dir),
             config_path=startup.snapshot.path, port=port, bind_mode=startup.bind_mode,
             bind_host=startup.bind_host, dev=opts.dev, verbose=opts.verbose, opts=opts,
-            state_dir_from_env=state_dir_from_env, boot_snapshot=startup.snapshot,
+            state_dir_from_env=state_dir_from_env,
             reload_status=default_reload_status(startup.snapshot.config.gateway.reload.mode))
+        install(self.state)
         self.state.known_hash.set(startup.snapshot.hash)
         limit = startup.snapshot.config.gateway.auth.rate_limit
         self.state.limiter.configure(limit.max_attempts, limit.window_ms, limit.lockout_ms)
@@ -170,7 +179,7 @@ class Gateway:
         max_concurrent = snapshot.config.agents.defaults.max_concurrent
         config = snapshot.config
         children = [
-            ChildSpec(CONFIG.name, lambda: ConfigActor.start(snapshot)),
+            ChildSpec(CONFIG.name, config_actor_factory(loop, self.state, snapshot, self.port)),
             ChildSpec(EVENT_HUB.name, lambda: EventHub.start(deliver, presence)),
             ChildSpec(HEALTH.name, lambda: HealthActor.start(state_dir, reload_cfg.mode, mirror=mirror,
                                                           reload_status=status)),
@@ -295,7 +304,8 @@ class Gateway:
         """The next boot's settings: same pid and lock, new snapshot and bootId."""
         self.startup, self.port = new, self.sockets[0].getsockname()[1]
         st = self.state
-        st.snapshot = st.boot_snapshot = new.snapshot
+        # The new ConfigActor starts from this snapshot and pushes config.get's answer.
+        st.snapshot, st.config_payload = new.snapshot, None
         st.auth, st.port, st.bind_mode, st.bind_host = new.auth, self.port, new.bind_mode, new.bind_host
         st.boot_id, st.phase = str(uuid.uuid4()), STARTING
         st.known_hash.set(new.snapshot.hash)

@@ -7,7 +7,9 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import msgspec
 
 from actors.config.load import ConfigSnapshot
 from actors.config.settings import AuthSettings
@@ -26,6 +28,8 @@ STARTING, READY, DRAINING = "starting", "ready", "draining"
 
 @dataclass
 class GatewayState:
+    # The applied config: a read-only copy the ConfigActor pushes after every change (the
+    # boot seeds it with the snapshot the actor starts from). Never assigned by a reload here.
     snapshot: ConfigSnapshot
     auth: AuthSettings
     state_dir: str
@@ -49,10 +53,15 @@ class GatewayState:
     # --- config reload (lifecycle/reload.py) and in-process restart (lifecycle/restart.py) ---
     opts: "RunOptions | None" = None  # the run flags: they beat the config at every (re)boot
     state_dir_from_env: bool = False  # picks the default log file name (logs.log_file_path)
-    boot_snapshot: ConfigSnapshot | None = None  # what this boot started with (pendingRestart)
-    # `snapshot` is the config applied now; `known_hash` the raw-file hash the gateway last
-    # wrote or applied, shared with the watcher thread, which ignores events of that content.
-    # Config writers set it before they rename the new file in place.
+    # config.get's answer, encoded by the ConfigActor once per change and pushed with
+    # `snapshot`; None until the first push (config.get then asks the actor).
+    config_payload: msgspec.Raw | None = None
+    # Plans and applies a snapshot the RPC write path just wrote (lifecycle/reload.py installs
+    # it): (snapshot, reason, restart delay ms) -> the protocol §10.5 `restart` object.
+    apply_config: Callable[[ConfigSnapshot, str, int], Awaitable[dict | None]] | None = None
+    # The raw-file hash the gateway last wrote or applied, shared with the watcher thread
+    # (which ignores events of that content) and the ConfigActor (which sets it for every
+    # snapshot it plans). Config writers set it before they rename the new file in place.
     known_hash: KnownHash = field(default_factory=KnownHash)
     reload_status: dict = field(default_factory=lambda: default_reload_status("hybrid"))
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -4,6 +4,8 @@ Every changed path gets one class: `none` (nothing to do), `hot` (its owner swap
 `channel` (only that channel's process restarts), `restart` (in-process gateway restart).
 Rules are tried in order; `*` matches one segment, a trailing `**` a whole subtree. A path no
 rule names restarts the gateway: the safe choice for a key we do not know how to apply.
+
+What one reload does with them under `gateway.reload.mode` is planned in `plan.py`.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ def _matches(pattern: str, parts: list[str]) -> bool:
     rule = pattern.split(".")
     if rule[-1] == "**":
         head = rule[:-1]
-        return len(parts) >= len(head) and all(r in ("*", p) for r, p in zip(head, parts))
-    return len(rule) == len(parts) and all(r in ("*", p) for r, p in zip(rule, parts))
+        return len(parts) >= len(head) and all(r in ("*", p) for r, p in zip(head, parts, strict=False))
+    return len(rule) == len(parts) and all(r in ("*", p) for r, p in zip(rule, parts, strict=False))
 
 
 def reload_class(path: str) -> ReloadClass:

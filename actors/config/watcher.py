@@ -9,8 +9,9 @@ through `stop_event` (architecture §4: no blocking I/O in a message handler).
 Debounce: a change settles after `gateway.reload.debounceMs` without a further one (counted
 in the worker thread, at watchfiles' step resolution). A settled change whose file content hashes to the hash
 the gateway itself last wrote or applied (`KnownHash`) is ignored: it is the gateway's own
-write, or nothing changed. Anything else goes to `on_change` (injected by the transport,
-which loads and applies it on the event loop); this module never imports tornado.
+write, or nothing changed. Anything else goes to `on_change` (injected by the lifecycle,
+which has the ConfigActor load and plan it, in turn with the other reloads); this module never
+imports tornado.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ STEP_MS = 25  # watchfiles' polling step: the resolution of the debounce
 
 class KnownHash:
     """The content hash (`ConfigSnapshot.hash`, of the raw file bytes) the gateway last wrote
-    or applied: `GatewayState.known_hash`. Shared by threads: `transport/reload.apply_snapshot`
-    sets it for every snapshot it applies (the RPC write path calls it right after its write,
-    long before a debounce ends); a writer that sets it before its rename closes even that
-    window. The watcher's thread reads it."""
+    or applied: `GatewayState.known_hash`. Shared by threads: the ConfigActor sets it for
+    every snapshot it plans (an RPC write is planned right after the write, long before a
+    debounce ends); a writer that sets it before its rename closes even that window. The
+    watcher's thread reads it."""
 
     def __init__(self, value: str | None = None) -> None:
         self._lock = threading.Lock()

@@ -1,5 +1,9 @@
 """Config methods (protocol §10): `config.get` with secrets redacted, and the writes
-`config.set`, `config.patch`, `config.apply`, which the ConfigActor performs (the one writer)."""
+`config.set`, `config.patch`, `config.apply`, which the ConfigActor performs (the one writer).
+
+`config.get` answers from the payload the ConfigActor encoded once for the config it holds and
+pushed to the loop (`GatewayState.config_payload`). A write is planned and applied like a file
+edit through `GatewayState.apply_config`, which the lifecycle installs."""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from msgspec import Meta
 from actors.config.actor import CONFIG, ConfigActor
 from actors.config.load import ConfigSnapshot, effective, redact
 from actors.config.write import WriteError, WriteResult, first_leaf
-from lifecycle.reload import apply_snapshot
 from transport import bridge
 from transport.methods import ADMIN, MAX_DELAY_MS, READ, NoParams, method
 from transport.protocol import invalid
@@ -46,8 +49,11 @@ class PatchParams(_WriteParams, forbid_unknown_fields=True):
 
 
 @method("config.get", scope=READ, params=NoParams)
-async def config_get(params: NoParams, ctx) -> dict:
-    return await bridge.ask(CONFIG, ConfigActor.get_payload)
+async def config_get(params: NoParams, ctx) -> msgspec.Raw:
+    payload = ctx.state.config_payload
+    if payload is None:  # before the actor's first push
+        payload = msgspec.Raw(await bridge.ask(CONFIG, ConfigActor.payload))
+    return payload
 
 
 @method("config.patch", scope=ADMIN, params=PatchParams)
@@ -99,7 +105,7 @@ async def _ask_write(method: Callable[Concatenate[ConfigActor, P], WriteResult],
     try:
         return await bridge.ask_within(WRITE_TIMEOUT_S, CONFIG, method, *args, **kwargs)
     except WriteError as err:
-        details = msgspec.UNSET
+        details: dict | msgspec.UnsetType = msgspec.UNSET
         if err.issues:
             details = {"issues": [{"path": i.path, "message": i.message} for i in err.issues]}
         raise invalid(err.message, details=details) from None
@@ -119,10 +125,13 @@ async def _answer(ctx, reason: str, result: WriteResult, params: _WriteParams) -
 
 
 async def _apply(ctx, snapshot: ConfigSnapshot, reason: str, delay_ms: int) -> dict | None:
-    """Apply the written snapshot exactly like a file edit (cli-config §5.7): the reload glue
-    adopts it, applies hot keys live and schedules or defers a restart; its answer is the
-    `restart` object of protocol §10.5."""
-    return await apply_snapshot(ctx.state, snapshot, reason, delay_ms=delay_ms)
+    """Apply the written snapshot exactly like a file edit (cli-config §5.7): the ConfigActor
+    plans and adopts it, hot keys apply live, a restart is scheduled or deferred; the answer
+    is the `restart` object of protocol §10.5."""
+    apply = ctx.state.apply_config
+    if apply is None:  # no lifecycle behind this state: nothing runs that could apply it
+        return None
+    return await apply(snapshot, reason, delay_ms)
 
 
 async def append_allowlist(ctx, entries: list[dict]) -> None:
