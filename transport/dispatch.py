@@ -49,7 +49,7 @@ class Context:
     caller: Caller
     # Sends a first response on the request's id before the handler returns the final one
     # (`agent`, protocol §15.2); None where only one response fits (HTTP RPC).
-    early: Callable[[Any], None] | None = None
+    early: Callable[[Any], object] | None = None
 
     def has_scope(self, scope: str) -> bool:
         return scope_satisfied(self.caller.scopes, scope)
