@@ -425,7 +425,7 @@ def workspace_dir(config: Any, state_dir: str | Path) -> str:
     return os.path.expanduser(configured) if configured else str(Path(state_dir) / "workspace")
 
 
-_FS_ARGS = {"read": fs.ReadArgs, "write": fs.WriteArgs, "edit": fs.EditArgs}
+_FS_ARGS: dict[str, type[msgspec.Struct]] = {"read": fs.ReadArgs, "write": fs.WriteArgs, "edit": fs.EditArgs}
 _FS_TOOLS: dict[str, Callable[[Path, Any], dict]] = {"read": fs.read, "write": fs.write,
                                                       "edit": fs.edit}
 
