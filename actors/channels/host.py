@@ -89,7 +89,7 @@ class ChannelHost(GatewayActor):
         self._gen = 0
         self._last_beat = 0.0
         self._restarts: deque[float] = deque()
-        self._pending: dict[str, Reply] = {}  # outbound / probe id → reply
+        self._pending: dict[str, Reply | None] = {}  # outbound / probe id → reply (None: told)
         self._send_lock = threading.Lock()
 
     # --- public: RPC and the router ------------------------------------------------------
@@ -278,6 +278,8 @@ class ChannelHost(GatewayActor):
     def _fail_pending(self, error: str) -> None:
         pending, self._pending = self._pending, {}
         for reply in pending.values():
+            if reply is None:
+                continue
             try:
                 reply({"ok": False, "error": error}, None)
             except Exception:  # noqa: BLE001
