@@ -71,7 +71,7 @@ class _Record:
         self.dedupe_key = dedupe_key
         self.outcome: RunOutcome | None = None
         self.ended_mono = 0.0
-        self.waiters: list[Reply] = []
+        self.waiters: list[Reply | None] = []
 
 
 AGENTS: ActorName[AgentManager] = ActorName("agents")
@@ -93,7 +93,7 @@ class AgentManager(AgentOwner):
         self._waits_by_run: dict[str, set[int]] = {}
         self._waits_by_owner: dict[str, set[int]] = {}
         self._wait_ids = 0
-        self._call_waiters: dict[str, list[Reply]] = {}  # dedupe key → wait_call replies
+        self._call_waiters: dict[str, list[Reply | None]] = {}  # dedupe key → wait_call replies
 
     # --- configuration and queries --------------------------------------------------------
 
@@ -110,7 +110,9 @@ class AgentManager(AgentOwner):
     def in_flight(self, key: str) -> dict | None:
         """chat.history `inFlightRun`: the streaming run of the session and its text so far."""
         ids = self._active.get(key)
-        record = self._runs.get(ids[0]) if ids else None
+        if not ids:
+            return None
+        record = self._runs.get(ids[0])
         if record is None or record.state != "running" or record.run is None:
             return None
         return {"runId": ids[0], "text": record.run.text}
@@ -240,7 +242,9 @@ class AgentManager(AgentOwner):
             return None
         wait.timer.cancel()
         for index, key in ((self._waits_by_run, wait.run_id), (self._waits_by_owner, wait.owner)):
-            tokens = index.get(key) if key is not None else None
+            if key is None:
+                continue
+            tokens = index.get(key)
             if tokens is not None:
                 tokens.discard(token)
                 if not tokens:
@@ -282,7 +286,7 @@ class AgentManager(AgentOwner):
             self._active.pop(key, None)
         if record.dedupe_key is not None:
             self._dedupe.finish(record.dedupe_key, outcome)
-        answers = [(reply, outcome) for reply in record.waiters]
+        answers: list[tuple[Reply | None, Any]] = [(reply, outcome) for reply in record.waiters]
         record.waiters.clear()
         for token in list(self._waits_by_run.get(outcome.run_id, ())):
             wait = self._pop_wait(token)
@@ -377,7 +381,7 @@ def wait_result(outcome: RunOutcome) -> dict:
     return out
 
 
-def _after_events(answers: list[tuple[Reply, Any]]) -> None:
+def _after_events(answers: list[tuple[Reply | None, Any]]) -> None:
     """Answer through the EventHub's mailbox, after the run's terminal events: an `agent`
     final response never overtakes the run's last `chat`/`agent` events (protocol §15.2)."""
     def deliver() -> None:
