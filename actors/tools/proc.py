@@ -145,6 +145,18 @@ class ExecProcess:
         self._stdin_closed = False
         self._stdin_jobs: queue.SimpleQueue | None = None
 
+    # After start(): the process and its group id (the pid), for the methods that only run
+    # once it is started.
+    @property
+    def _started_proc(self) -> subprocess.Popen:
+        assert self._proc is not None, "start() first"
+        return self._proc
+
+    @property
+    def _group(self) -> int:
+        assert self._pid is not None, "start() first"
+        return self._pid
+
     # -- start ----------------------------------------------------------------------------
 
     def start(self) -> "ExecProcess":
@@ -198,7 +210,7 @@ class ExecProcess:
                     return os.read(fd, READ_CHUNK)
                 except OSError:
                     return b""
-            if self._proc.poll() is not None and not group_alive(self._pid):
+            if self._started_proc.poll() is not None and not group_alive(self._group):
                 return b""
 
     def _emit(self, text: str) -> None:
@@ -213,7 +225,7 @@ class ExecProcess:
                 log.exception("exec on_output callback failed (pid %s)", self._pid)
 
     def _finish(self) -> None:
-        rc = self._proc.wait()
+        rc = self._started_proc.wait()
         if self._timer is not None:
             self._timer.cancel()
         self._close_stdin_at_exit()
@@ -236,7 +248,7 @@ class ExecProcess:
 
     def _settle_group(self) -> None:
         """After the shell exited: forget a group that is gone, end one the command left."""
-        if not group_alive(self._pid):
+        if not group_alive(self._group):
             self._mark_group_gone()
         elif self.kill_leftovers:
             self._terminate(self.term_grace_s)
@@ -274,7 +286,7 @@ class ExecProcess:
         """SIGKILL the group until nothing live is left in it (bounded by KILL_SETTLE_S)."""
         deadline = time.monotonic() + KILL_SETTLE_S
         while self._signal_group(SIGKILL):
-            if not group_alive(self._pid):
+            if not group_alive(self._group):
                 self._mark_group_gone()
                 return
             if time.monotonic() > deadline:
@@ -305,7 +317,7 @@ class ExecProcess:
                 return
             self._group_gone = True
         if self._reaper is not None:
-            self._reaper.forget(self._pid)
+            self._reaper.forget(self._group)
 
     # -- stdin ----------------------------------------------------------------------------
 
@@ -330,10 +342,11 @@ class ExecProcess:
                 self._stdin_jobs.put(None)
 
     def _ended_or_ending(self) -> bool:
-        return self._ended or self._proc.poll() is not None
+        return self._ended or self._started_proc.poll() is not None
 
     def _stdin_loop(self, jobs: queue.SimpleQueue) -> None:
-        stdin = self._proc.stdin
+        stdin = self._started_proc.stdin
+        assert stdin is not None  # started with stdin=PIPE
         while (data := jobs.get()) is not None:
             try:
                 view = memoryview(data)
@@ -353,8 +366,10 @@ class ExecProcess:
             if self._stdin_jobs is not None:
                 self._stdin_jobs.put(None)  # the writer closes it after what is queued
                 return
+        stdin = self._started_proc.stdin
+        assert stdin is not None  # started with stdin=PIPE
         try:
-            self._proc.stdin.close()
+            stdin.close()
         except OSError:
             pass
 
