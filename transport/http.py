@@ -88,7 +88,13 @@ class _Rejection(msgspec.Struct, frozen=True):
     headers: dict[str, str]
 
 
-def _check_bearer(handler: _Base) -> Caller | _Rejection:
+class _StatefulHandler(typing.Protocol):
+    """What _check_bearer reads of a handler: this module's and the OpenAI-compatible ones."""
+    state: GatewayState
+    request: httputil.HTTPServerRequest
+
+
+def _check_bearer(handler: _StatefulHandler) -> Caller | _Rejection:
     """The caller for a valid bearer, or the 401/429 answer (§21.1, §19.1). Counts a wrong
     bearer toward the failed-auth limiter; writes nothing."""
     state = handler.state
