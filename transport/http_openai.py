@@ -16,10 +16,11 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import tornado.web
+from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
 from actors.agents.manager import AGENTS, AgentManager
@@ -273,7 +274,8 @@ class CompletionsHandler(_OpenAIBase):
                 refused = self._auth
                 return answer_early(self, _Rejection(refused.status, error_body(_auth_message(refused), AUTH),
                                                      refused.headers))
-        self.request.connection.set_max_body_size(BODY_READ_LIMIT)
+        # Tornado types the connection as its interface; the HTTP/1 server's has the body limit.
+        cast(HTTP1Connection, self.request.connection).set_max_body_size(BODY_READ_LIMIT)
 
     def data_received(self, chunk: bytes) -> None:
         self._size += len(chunk)
