@@ -7,7 +7,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 import msgspec
 
@@ -21,9 +21,18 @@ if TYPE_CHECKING:
     from lifecycle.restart import RestartScheduler
     from lifecycle.startup import RunOptions
     from transport.loopstats import LoopProbe
-    from transport.ws import GatewaySocket
 
 STARTING, READY, DRAINING = "starting", "ready", "draining"
+
+
+class Connection(Protocol):
+    """An entry of `GatewayState.connections`: a protocol socket (transport/ws.py) or an
+    OpenAI-compatible HTTP run's event sink (transport/http_openai.py)."""
+
+    def send_event(self, event: str, payload_json: bytes, state_version: bytes | None,
+                   droppable: bool) -> None: ...
+
+    def shutdown(self, payload_json: bytes) -> None: ...
 
 
 @dataclass
@@ -43,7 +52,7 @@ class GatewayState:
     boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     started_mono: float = field(default_factory=time.monotonic)
-    connections: dict[str, "GatewaySocket"] = field(default_factory=dict)
+    connections: dict[str, Connection] = field(default_factory=dict)
     limiter: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
     loop_probe: "LoopProbe | None" = None
     in_flight: int = 0
