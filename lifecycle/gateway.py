@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actors import logs, registry, testhooks
 from actors.agents.manager import AGENTS, AgentManager
@@ -49,6 +50,10 @@ from transport.app import make_deliver, make_health_mirror, make_server
 from transport.loopstats import LoopProbe
 from transport.protocol import PROJECT_VERSION, SERVER_VERSION, encoder
 from transport.state import DRAINING, READY, STARTING, GatewayState
+
+if TYPE_CHECKING:
+    import pykka
+    from tornado.httpserver import HTTPServer
 
 log = logging.getLogger("openclaw.gateway")
 
@@ -103,10 +108,16 @@ class Gateway:
         self._signals = 0
         self._draining: asyncio.Task | None = None  # the drain wait, while step 2 runs
         self._forced: int | None = None  # exit code set by a second signal
-        self._server = None
-        self._root = None
+        self._server: HTTPServer | None = None
+        self._root: pykka.ActorRef[Supervisor] | None = None
         self._tasks: set[asyncio.Task] = set()  # signal-started reloads, kept until done
         self._methods_loaded: asyncio.Future | None = None
+
+    @property
+    def _stopped(self) -> asyncio.Future:
+        """The stop future; serve() makes it before anything reads it."""
+        assert self._stop is not None
+        return self._stop
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -146,16 +157,17 @@ class Gateway:
         except Exception as exc:  # noqa: BLE001 - a core actor could not start
             log.error("gateway failed to start: %s", exc)
             self._request_stop(EXIT_FAIL, f"startup failed: {exc}")
-        if not self._stop.done():
+        if not self._stopped.done():
             await self._before_ready(loop, first)
             self._ready(first)
 
     async def _next_restart(self) -> RestartRequest | None:
         """Wait for a due restart request, or the stop (then None)."""
+        assert self._wake is not None and self.state.restarts is not None  # made by serve()
         wake = asyncio.ensure_future(self._wake.wait())
-        await asyncio.wait([wake, self._stop], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([wake, self._stopped], return_when=asyncio.FIRST_COMPLETED)
         wake.cancel()
-        if self._stop.done():
+        if self._stopped.done():
             return None
         self._wake.clear()
         return self.state.restarts.take()
@@ -228,6 +240,8 @@ class Gateway:
     # --- in-process restart (§7.5 last paragraph, protocol §11) -------------------------------
 
     async def _restart(self, loop: asyncio.AbstractEventLoop, request: RestartRequest) -> None:
+        restarts = self.state.restarts
+        assert restarts is not None  # made by serve()
         restarted = False
         try:
             async with self.state.reload_lock:  # no reload applies halfway through a cycle
@@ -236,7 +250,7 @@ class Gateway:
             log.error("restart failed: %s", exc)
             set_reload_status(self.state, status="error", lastError=f"restart failed: {exc}")
         finally:
-            self.state.restarts.finished(restarted)
+            restarts.finished(restarted)
 
     async def _restart_cycle(self, loop: asyncio.AbstractEventLoop, request: RestartRequest) -> bool:
         """Steps (1)-(7): validate, bind the new address first, drain, shutdown + 1012, actors
@@ -268,7 +282,7 @@ class Gateway:
             if drain_ms is None:
                 drain_ms = self.startup.snapshot.config.gateway.restart_drain_timeout_ms
             await self._until_stopped(self._drain(drain_ms / 1000))
-        if self._stop.done():
+        if self._stopped.done():
             # A stop signal during the drain: the graceful stop takes over with its own,
             # shorter budget (§7.5), so a supervisor's stop timeout is never reached first.
             for sock in new_sockets or ():
@@ -294,7 +308,8 @@ class Gateway:
     def _swap_listeners(self, new_sockets: list[socket.socket]) -> None:
         """Serve on the new sockets; the old server stops listening and its sockets close."""
         old_server, old_sockets = self._server, self.sockets
-        old_server.stop()
+        if old_server is not None:
+            old_server.stop()
         for sock in old_sockets:
             sock.close()
         self.sockets = new_sockets
@@ -367,6 +382,7 @@ class Gateway:
 
     def _on_usr1(self) -> None:
         log.info("received SIGUSR1; restarting in-process")
+        assert self.state.restarts is not None  # made by serve() before the signals
         self.state.restarts.request("SIGUSR1")
 
     def _on_hup(self) -> None:
@@ -396,7 +412,8 @@ class Gateway:
         if root is not None:
             await self._stop_actors(root, max(0.1, STOP_BUDGET_S - (time.monotonic() - started)))
         server.stop()
-        self.state.loop_probe.stop()
+        if self.state.loop_probe is not None:
+            self.state.loop_probe.stop()
         elapsed = time.monotonic() - started
         if self._forced is not None:
             log.warning("gateway stopped (forced, exit %d)", self._forced)
