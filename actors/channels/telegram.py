@@ -96,7 +96,9 @@ class _Client:
         parts = urlsplit(api_root.strip() or "https://api.telegram.org")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"telegram: channels.telegram.apiRoot must be an http(s) URL, got {api_root!r}")
-        self._base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        port = f":{parts.port}" if parts.port else ""
+        self._base = f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"  # no user info
         self._token = token
         self._lock = threading.Lock()
         self._line: Line | None = None
@@ -116,13 +118,13 @@ class _Client:
             body = json.dumps(params or {}).encode()
             url = f"{self._base}/bot{self._token}/{method}"
             headers = {"Content-Type": "application/json", "Accept": "application/json"}
-            limits = hx.Timeout(timeout, connect=min(timeout, CALL_TIMEOUT_S))
+            timeouts = hx.Timeout(timeout, connect=min(timeout, CALL_TIMEOUT_S))
             for attempt in (1, 2):
                 if self._closed.is_set():
                     raise _Stopped()
                 extensions = line.extensions()
                 try:
-                    resp = line.client.post(url, content=body, headers=headers, timeout=limits,
+                    resp = line.client.post(url, content=body, headers=headers, timeout=timeouts,
                                             extensions=extensions)
                 except (hx.TransportError, OSError) as exc:
                     if self._closed.is_set():
