@@ -22,7 +22,7 @@ import logging
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Awaitable, Callable
 
 import msgspec
 import pykka
@@ -86,7 +86,7 @@ async def apply_snapshot(state: GatewayState, snapshot: ConfigSnapshot, reason: 
         return await carry_out(state, plan, delay_ms) if plan is not None else None
 
 
-async def _plan(ask: Any, reason: str) -> ReloadPlan | None:
+async def _plan(ask: Awaitable[ReloadPlan], reason: str) -> ReloadPlan | None:
     try:
         return await ask
     except bridge.ActorUnavailable as exc:  # mid-restart: the next boot starts with the file
