@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -130,17 +132,22 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.fixture
-def supervisord(tmp_path) -> Iterator:
+def supervisord() -> Iterator:
+    # Not tmp_path: supervisord binds `<state>/service/supervisor.sock.<pid>` first, and under
+    # pytest-xdist (`popen-gwN/` in tmp_path) that passes the 107-byte limit of a Unix socket
+    # path, so supervisord would never serve. A short dir of its own keeps it well under.
+    root = Path(tempfile.mkdtemp(prefix="oc-sup-"))
     started: list[Supervisord] = []
 
     def make(config: dict | str) -> Supervisord:
-        sup = Supervisord(tmp_path, config)
+        sup = Supervisord(root, config)
         started.append(sup)
         return sup.start()
 
     yield make
     for sup in started:
         sup.kill()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_conf_is_usable_unchanged():

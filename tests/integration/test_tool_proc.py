@@ -415,7 +415,10 @@ def test_reaper_kills_the_tool_groups_when_the_gateway_is_killed(cleanup, marker
     pgid, reaper_pid, escaped = map(int, gw.stdout.readline().split())
     cleanup.pgids.append(pgid)
     cleanup.pids += [reaper_pid, escaped]
-    sleeps = [pid for pid in group_members(pgid) if pid != pgid]
+    # bash starts the two sleeps after its echo: wait for them (the fake gateway only waited
+    # for the echo and the reaper's read)
+    sleeps = conftest.wait_until(lambda: len(s := [pid for pid in group_members(pgid) if pid != pgid]) >= 2
+                                 and s, what="the two sleeps")
     assert len(sleeps) == 2
     assert proc_stat(escaped)[2] == escaped  # its own group: out of reach of killpg(pgid)
     assert proc_stat(reaper_pid)[2] == reaper_pid  # the reaper leads its own group too
