@@ -4,6 +4,7 @@ text frame that is not UTF-8, against the real gateway process."""
 from __future__ import annotations
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import TOKEN, connect_params, read_until_closed
 
@@ -61,6 +62,9 @@ def test_invalid_utf8_text_frame_closes_1007(gw, ws_clients, data, handshake):
 def test_invalid_utf8_after_hello_answers_nothing_behind_it(gw, ws_clients):
     client = ws_clients(gw.url)
     client.ws.send(b'"\xff"', text=True)
-    client.send({"type": "req", "id": "late", "method": "health"})
+    try:
+        client.send({"type": "req", "id": "late", "method": "health"})
+    except ConnectionClosed:
+        pass  # the gateway closed first (a loaded machine): nothing went behind the bad frame
     frames, code, _ = read_until_closed(client)
     assert code == 1007 and not [f for f in frames if f.get("type") == "res"]
