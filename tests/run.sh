@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs everything the tests need, then runs the whole
 # suite. Extra arguments go to pytest, e.g. `bash tests/run.sh tests/unit -x`.
+# The suite runs in parallel (pytest-xdist), one worker per CPU; TEST_WORKERS=N sets the
+# number, TEST_WORKERS=0 runs it in one process (e.g. for `-x` or `--pdb`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,7 +59,9 @@ check import-linter .venv/bin/lint-imports --no-cache --no-logo
 
 step "running the test suite"
 status=0
-.venv/bin/pytest "$@" || status=$?
+# Each test starts its own gateways on ephemeral ports with its own temp state dir, so the
+# workers share nothing.
+.venv/bin/pytest -n "${TEST_WORKERS:-auto}" "$@" || status=$?
 if [ ${#failed_checks[@]} -gt 0 ]; then
   printf '==> FAILED checks: %s (see their output above)\n' "${failed_checks[*]}" >&2
   exit 1
